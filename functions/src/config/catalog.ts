@@ -1,0 +1,144 @@
+import { Catalog, type ProviderSpec } from "../core/catalog.js";
+
+/**
+ * The providers and models this backend can call. Prices are US dollars per million
+ * tokens as the providers published them on `priceVersion`; check them before relying
+ * on cost figures. Provider order matters: with no DEFAULT_MODEL set, the first model
+ * of the first configured provider is the default.
+ */
+const PRICES_CHECKED = "2025-08-01";
+
+export const PROVIDERS: readonly ProviderSpec[] = [
+  {
+    id: "openai",
+    name: "OpenAI",
+    baseUrl: "https://api.openai.com/v1",
+    apiKeySecret: "OPENAI_API_KEY",
+    timeouts: { totalMs: 120_000, firstTokenMs: 30_000, idleMs: 20_000 },
+    models: [
+      {
+        id: "gpt-4o-mini",
+        upstreamId: "gpt-4o-mini",
+        contextWindow: 128_000,
+        maxOutputTokens: 16_384,
+        price: { inputPerMTokUsd: 0.15, cachedInputPerMTokUsd: 0.075, outputPerMTokUsd: 0.6, priceVersion: PRICES_CHECKED },
+      },
+      {
+        id: "gpt-4.1-mini",
+        upstreamId: "gpt-4.1-mini",
+        contextWindow: 1_047_576,
+        maxOutputTokens: 32_768,
+        price: { inputPerMTokUsd: 0.4, cachedInputPerMTokUsd: 0.1, outputPerMTokUsd: 1.6, priceVersion: PRICES_CHECKED },
+      },
+      {
+        id: "gpt-4.1-nano",
+        upstreamId: "gpt-4.1-nano",
+        contextWindow: 1_047_576,
+        maxOutputTokens: 32_768,
+        price: { inputPerMTokUsd: 0.1, cachedInputPerMTokUsd: 0.025, outputPerMTokUsd: 0.4, priceVersion: PRICES_CHECKED },
+      },
+      {
+        id: "o4-mini",
+        upstreamId: "o4-mini",
+        contextWindow: 200_000,
+        maxOutputTokens: 100_000,
+        price: { inputPerMTokUsd: 1.1, cachedInputPerMTokUsd: 0.275, outputPerMTokUsd: 4.4, priceVersion: PRICES_CHECKED },
+        // Reasoning models think before the first visible token.
+        timeouts: { firstTokenMs: 120_000, totalMs: 240_000 },
+      },
+    ],
+  },
+  {
+    id: "gemini",
+    name: "Google Gemini (OpenAI-compatible endpoint)",
+    baseUrl: "https://generativelanguage.googleapis.com/v1beta/openai",
+    apiKeySecret: "GEMINI_API_KEY",
+    timeouts: { totalMs: 120_000, firstTokenMs: 30_000, idleMs: 20_000 },
+    models: [
+      {
+        id: "gemini-2.5-flash",
+        upstreamId: "gemini-2.5-flash",
+        contextWindow: 1_048_576,
+        maxOutputTokens: 65_536,
+        price: { inputPerMTokUsd: 0.3, cachedInputPerMTokUsd: 0.075, outputPerMTokUsd: 2.5, priceVersion: PRICES_CHECKED },
+        timeouts: { firstTokenMs: 60_000 },
+      },
+      {
+        id: "gemini-2.0-flash",
+        upstreamId: "gemini-2.0-flash",
+        contextWindow: 1_048_576,
+        maxOutputTokens: 8_192,
+        price: { inputPerMTokUsd: 0.1, cachedInputPerMTokUsd: 0.025, outputPerMTokUsd: 0.4, priceVersion: PRICES_CHECKED },
+      },
+    ],
+  },
+  {
+    id: "openrouter",
+    name: "OpenRouter",
+    baseUrl: "https://openrouter.ai/api/v1",
+    apiKeySecret: "OPENROUTER_API_KEY",
+    timeouts: { totalMs: 120_000, firstTokenMs: 45_000, idleMs: 30_000 },
+    models: [
+      {
+        id: "openrouter/openai/gpt-4o-mini",
+        upstreamId: "openai/gpt-4o-mini",
+        contextWindow: 128_000,
+        maxOutputTokens: 16_384,
+        price: { inputPerMTokUsd: 0.15, cachedInputPerMTokUsd: 0.075, outputPerMTokUsd: 0.6, priceVersion: PRICES_CHECKED },
+      },
+      {
+        id: "openrouter/anthropic/claude-3.5-haiku",
+        upstreamId: "anthropic/claude-3.5-haiku",
+        contextWindow: 200_000,
+        maxOutputTokens: 8_192,
+        price: { inputPerMTokUsd: 0.8, cachedInputPerMTokUsd: 0.08, outputPerMTokUsd: 4, priceVersion: PRICES_CHECKED },
+      },
+    ],
+  },
+  {
+    id: "ollama",
+    name: "Ollama (self-hosted)",
+    baseUrl: { env: "OLLAMA_BASE_URL" },
+    timeouts: { totalMs: 300_000, firstTokenMs: 120_000, idleMs: 30_000 },
+    models: [
+      {
+        id: "ollama/llama3.2",
+        upstreamId: "llama3.2",
+        contextWindow: 131_072,
+        maxOutputTokens: 8_192,
+        price: { inputPerMTokUsd: 0, cachedInputPerMTokUsd: 0, outputPerMTokUsd: 0, priceVersion: PRICES_CHECKED },
+      },
+    ],
+  },
+  {
+    // The project's own deterministic provider (scripts/local-provider): the zero-key
+    // default locally and the fault source in tests. Prices are made up but non-zero
+    // so that cost accounting is exercised.
+    id: "local",
+    name: "Local model provider",
+    baseUrl: { env: "LOCAL_PROVIDER_URL" },
+    acceptsScenarioSuffix: true,
+    timeouts: { totalMs: 60_000, firstTokenMs: 15_000, idleMs: 10_000 },
+    models: [
+      {
+        id: "local-mini",
+        upstreamId: "local-mini",
+        contextWindow: 32_768,
+        maxOutputTokens: 4_096,
+        price: { inputPerMTokUsd: 0.1, cachedInputPerMTokUsd: 0.05, outputPerMTokUsd: 0.4, priceVersion: "local-1" },
+      },
+      {
+        id: "local-pro",
+        upstreamId: "local-pro",
+        contextWindow: 32_768,
+        maxOutputTokens: 8_192,
+        price: { inputPerMTokUsd: 1, cachedInputPerMTokUsd: 0.25, outputPerMTokUsd: 4, priceVersion: "local-1" },
+      },
+    ],
+  },
+];
+
+export const catalog = new Catalog(PROVIDERS);
+
+/** Secret names of every provider that has one, for binding to functions. */
+export const PROVIDER_SECRET_NAMES: readonly string[] = PROVIDERS.flatMap((p) => (p.apiKeySecret ? [p.apiKeySecret] : []));

@@ -1,0 +1,90 @@
+/** Prices in US dollars per million tokens, as providers publish them. */
+export interface ModelPrice {
+  inputPerMTokUsd: number;
+  cachedInputPerMTokUsd: number;
+  outputPerMTokUsd: number;
+  /** Date the figures were checked; stored on every execution's cost so old records stay explainable. */
+  priceVersion: string;
+}
+
+export interface ModelTimeouts {
+  /** Whole request, first byte to last delta. */
+  totalMs: number;
+  /** Until the first content delta (or the whole response when not streaming). */
+  firstTokenMs: number;
+  /** Longest silence allowed between two deltas. */
+  idleMs: number;
+}
+
+export interface ModelSpec {
+  /** Our id, unique across providers; what clients send as `model`. */
+  id: string;
+  /** The id the provider expects. */
+  upstreamId: string;
+  contextWindow: number;
+  maxOutputTokens: number;
+  price: ModelPrice;
+  /** Overrides of the provider's timeouts. */
+  timeouts?: Partial<ModelTimeouts>;
+}
+
+export interface ProviderSpec {
+  id: string;
+  name: string;
+  /** A fixed URL, or the name of an environment variable holding it (for local endpoints). */
+  baseUrl: string | { env: string };
+  /** Name of the Secret Manager secret holding the API key; absent for keyless endpoints. */
+  apiKeySecret?: string;
+  /**
+   * Whether model ids may carry a `+scenario` suffix that is passed upstream. Only the
+   * local provider sets this: it is how tests choose a fault through `executePrompt`.
+   */
+  acceptsScenarioSuffix?: boolean;
+  timeouts: ModelTimeouts;
+  models: ModelSpec[];
+}
+
+/** A model as the pipeline uses it: its spec, its provider, and the effective timeouts. */
+export interface ResolvedModel {
+  id: string;
+  upstreamId: string;
+  provider: ProviderSpec;
+  spec: ModelSpec;
+  timeouts: ModelTimeouts;
+}
+
+export class Catalog {
+  private readonly byId = new Map<string, { provider: ProviderSpec; spec: ModelSpec }>();
+
+  constructor(readonly providers: readonly ProviderSpec[]) {
+    for (const provider of providers) {
+      for (const spec of provider.models) {
+        if (this.byId.has(spec.id)) throw new Error(`catalog: model id "${spec.id}" is declared twice`);
+        this.byId.set(spec.id, { provider, spec });
+      }
+    }
+  }
+
+  /** The model for a client-sent id, or undefined when the catalog has none. */
+  resolve(id: string): ResolvedModel | undefined {
+    const exact = this.byId.get(id);
+    if (exact) return this.toResolved(id, exact.provider, exact.spec, exact.spec.upstreamId);
+    const plus = id.indexOf("+");
+    if (plus <= 0) return undefined;
+    const base = this.byId.get(id.slice(0, plus));
+    if (!base?.provider.acceptsScenarioSuffix) return undefined;
+    return this.toResolved(id, base.provider, base.spec, base.spec.upstreamId + id.slice(plus));
+  }
+
+  provider(id: string): ProviderSpec | undefined {
+    return this.providers.find((p) => p.id === id);
+  }
+
+  models(): { provider: ProviderSpec; spec: ModelSpec }[] {
+    return [...this.byId.values()];
+  }
+
+  private toResolved(id: string, provider: ProviderSpec, spec: ModelSpec, upstreamId: string): ResolvedModel {
+    return { id, upstreamId, provider, spec, timeouts: { ...provider.timeouts, ...spec.timeouts } };
+  }
+}

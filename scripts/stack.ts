@@ -1,0 +1,270 @@
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startLocalProvider, type LocalProvider } from "./local-provider/server.js";
+import { planFirestore, type FirestorePlan } from "./stack/firestore.js";
+import { choosePorts, type Ports } from "./stack/ports.js";
+import { StackError, startProcess, waitUntil, type ManagedProcess } from "./stack/processes.js";
+
+/**
+ * One launcher for the local stack: the local model provider, the Firestore emulator
+ * (firebase-tools on Java ≥ 21, else the Cloud SDK's jar), and firebase-tools' Functions
+ * and Auth emulators. Every process is stopped, children included, on exit, Ctrl-C,
+ * SIGTERM or failure.
+ *
+ *   tsx scripts/stack.ts start                         (npm start)
+ *   tsx scripts/stack.ts exec [--if-needed] "<cmd>"    (npm run emulators:exec -- "<cmd>")
+ */
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const PROJECT = "demo-llm-gateway";
+const REGION = "us-central1";
+const STATE_FILE = join(ROOT, ".emulators", "stack.json");
+const READY_TIMEOUT_MS = Number(process.env.STACK_READY_TIMEOUT_MS ?? 120_000);
+
+/** What a command run inside the stack finds in its environment. */
+export interface StackEnv {
+  GCLOUD_PROJECT: string;
+  FIRESTORE_EMULATOR_HOST: string;
+  FIREBASE_AUTH_EMULATOR_HOST: string;
+  FIREBASE_EMULATOR_HUB: string;
+  LOCAL_PROVIDER_URL: string;
+  /** `http://127.0.0.1:<port>/<project>/<region>`: append a function name. */
+  FUNCTIONS_BASE_URL: string;
+  [name: string]: string;
+}
+
+const log = (message: string) => process.stderr.write(`stack: ${message}\n`);
+
+let cleanups: (() => Promise<void>)[] = [];
+let stopping: Promise<void> | undefined;
+
+/** Runs every registered cleanup once, newest first. */
+function teardown(): Promise<void> {
+  stopping ??= (async () => {
+    const pending = cleanups.reverse();
+    cleanups = [];
+    for (const cleanup of pending) await cleanup().catch((error: unknown) => log(`cleanup failed: ${String(error)}`));
+  })();
+  return stopping;
+}
+
+async function exit(code: number): Promise<never> {
+  await teardown();
+  process.exit(code);
+}
+
+function generatedConfig(ports: Ports, plan: FirestorePlan): string {
+  const base = JSON.parse(readFileSync(join(ROOT, "firebase.json"), "utf8")) as Record<string, unknown>;
+  const host = "127.0.0.1";
+  const config = {
+    ...base,
+    emulators: {
+      functions: { host, port: ports.functions },
+      auth: { host, port: ports.auth },
+      ...(plan.kind === "firebase-tools" ? { firestore: { host, port: ports.firestore } } : {}),
+      hub: { host, port: ports.hub },
+      logging: { host, port: ports.logging },
+      ui: { enabled: false },
+      singleProjectMode: true,
+    },
+  };
+  // firebase-tools only accepts a config file in the project directory.
+  const path = join(ROOT, `firebase.local.${process.pid}.json`);
+  writeFileSync(path, JSON.stringify(config, null, 2));
+  cleanups.push(async () => rmSync(path, { force: true }));
+  return path;
+}
+
+async function httpOk(url: string, accept: (status: number, body: string) => boolean = (s) => s === 200): Promise<boolean> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+  return accept(response.status, await response.text());
+}
+
+async function startFirestoreJar(plan: Extract<FirestorePlan, { kind: "jar" }>, port: number, logDir: string): Promise<ManagedProcess> {
+  const firestore = startProcess(
+    "Firestore emulator",
+    plan.java,
+    [
+      "-Duser.language=en",
+      "-cp",
+      plan.jar,
+      "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--rules",
+      join(ROOT, "firestore.rules"),
+    ],
+    { logFile: join(logDir, "firestore.log") },
+  );
+  cleanups.push(() => firestore.stop(5_000));
+  await waitUntil(`the Firestore emulator answered on port ${port}`, () => httpOk(`http://127.0.0.1:${port}/`), {
+    timeoutMs: READY_TIMEOUT_MS,
+    process: firestore,
+  });
+  return firestore;
+}
+
+export interface Stack {
+  env: StackEnv;
+  ports: Ports;
+  plan: FirestorePlan;
+  provider: LocalProvider;
+}
+
+async function startStack(options: { ports: "fixed" | "free"; echo: boolean }): Promise<Stack> {
+  const plan = planFirestore();
+  const ports = await choosePorts(options.ports);
+  const logDir = join(ROOT, ".emulators", String(process.pid));
+  mkdirSync(logDir, { recursive: true });
+
+  const provider = await startLocalProvider({ port: ports.provider }).catch((error: unknown) => {
+    throw new StackError(`The local model provider could not start on port ${ports.provider}: ${String(error)}`);
+  });
+  cleanups.push(() => provider.close());
+
+  if (plan.kind === "jar") await startFirestoreJar(plan, ports.firestore, logDir);
+
+  const env: StackEnv = {
+    GCLOUD_PROJECT: PROJECT,
+    FIRESTORE_EMULATOR_HOST: `127.0.0.1:${ports.firestore}`,
+    FIREBASE_AUTH_EMULATOR_HOST: `127.0.0.1:${ports.auth}`,
+    FIREBASE_EMULATOR_HUB: `127.0.0.1:${ports.hub}`,
+    LOCAL_PROVIDER_URL: provider.url,
+    FUNCTIONS_BASE_URL: `http://127.0.0.1:${ports.functions}/${PROJECT}/${REGION}`,
+  };
+  const config = generatedConfig(ports, plan);
+  const only = plan.kind === "firebase-tools" ? "functions,auth,firestore" : "functions,auth";
+  const firebaseBin = createRequire(import.meta.url).resolve("firebase-tools/lib/bin/firebase.js");
+  const firebase = startProcess(
+    "firebase-tools",
+    process.execPath,
+    [firebaseBin, "emulators:start", "--project", PROJECT, "--config", config, "--only", only],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env, FIREBASE_CLI_DISABLE_UPDATE_CHECK: "true" },
+      logFile: join(logDir, "firebase.log"),
+      echo: options.echo,
+      stopSignal: "SIGINT",
+    },
+  );
+  cleanups.push(() => firebase.stop(10_000));
+  cleanups.push(async () => rmSync(logDir, { recursive: true, force: true }));
+
+  const health = `${env.FUNCTIONS_BASE_URL}/api/health`;
+  await waitUntil(
+    "the Functions emulator served /health",
+    async () =>
+      (await httpOk(`http://${env.FIREBASE_AUTH_EMULATOR_HOST}/`)) &&
+      (plan.kind === "jar" || (await httpOk(`http://${env.FIRESTORE_EMULATOR_HOST}/`))) &&
+      (await httpOk(health)),
+    { timeoutMs: READY_TIMEOUT_MS, process: firebase },
+  );
+  return { env, ports, plan, provider };
+}
+
+/** The environment of a stack that is already up (this process's, or `npm start`'s), if any answers. */
+async function runningStackEnv(): Promise<StackEnv | undefined> {
+  const candidates: Partial<StackEnv>[] = [process.env as Partial<StackEnv>];
+  if (existsSync(STATE_FILE)) candidates.push(JSON.parse(readFileSync(STATE_FILE, "utf8")) as Partial<StackEnv>);
+  for (const env of candidates) {
+    if (!env.FUNCTIONS_BASE_URL || !env.FIRESTORE_EMULATOR_HOST || !env.LOCAL_PROVIDER_URL) continue;
+    const up = await httpOk(`${env.FUNCTIONS_BASE_URL}/api/health`).catch(() => false);
+    if (up) return env as StackEnv;
+  }
+  return undefined;
+}
+
+function runCommand(command: string, env: StackEnv): Promise<number> {
+  const child = spawn(command, { shell: true, stdio: "inherit", env: { ...process.env, ...env }, detached: true });
+  const forward = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      forward("SIGTERM");
+      await new Promise((resolve) => setTimeout(resolve, 3_000).unref());
+    }
+    forward("SIGKILL");
+  });
+  return new Promise((resolve) => {
+    child.once("error", () => resolve(127));
+    child.once("exit", (code, signal) => resolve(code ?? (signal === "SIGINT" ? 130 : 1)));
+  });
+}
+
+function printWelcome(stack: Stack): void {
+  const fn = stack.env.FUNCTIONS_BASE_URL;
+  const firestore = stack.plan.kind === "jar" ? `Cloud SDK jar on Java ${stack.plan.javaVersion}` : `firebase-tools on Java ${stack.plan.javaVersion}`;
+  process.stdout.write(
+    [
+      "",
+      `Local backend is up (project ${PROJECT}).`,
+      `  HTTPS api        ${fn}/api   (GET /health)`,
+      `  Local provider   ${stack.env.LOCAL_PROVIDER_URL}   (OpenAI-compatible, no key needed)`,
+      `  Firestore        ${stack.env.FIRESTORE_EMULATOR_HOST}   (${firestore})`,
+      `  Auth             ${stack.env.FIREBASE_AUTH_EMULATOR_HOST}`,
+      "",
+      "Try it:",
+      `  curl -s ${fn}/api/health`,
+      "",
+      "Press Ctrl-C to stop everything.",
+      "",
+    ].join("\n"),
+  );
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [mode, ...rest] = argv;
+  if (mode === "start") {
+    const stack = await startStack({ ports: "fixed", echo: true });
+    mkdirSync(join(ROOT, ".emulators"), { recursive: true });
+    writeFileSync(STATE_FILE, JSON.stringify(stack.env, null, 2));
+    cleanups.push(async () => rmSync(STATE_FILE, { force: true }));
+    printWelcome(stack);
+    await new Promise(() => {}); // until a signal arrives
+  }
+  if (mode === "exec") {
+    const ifNeeded = rest[0] === "--if-needed";
+    const command = (ifNeeded ? rest.slice(1) : rest).join(" ").trim();
+    if (command === "") throw new StackError('usage: stack.ts exec [--if-needed] "<command>"');
+    const existing = ifNeeded ? await runningStackEnv() : undefined;
+    if (existing) {
+      log(`using the stack already running at ${existing.FUNCTIONS_BASE_URL}`);
+      return runCommand(command, existing);
+    }
+    const started = Date.now();
+    const stack = await startStack({ ports: "free", echo: false });
+    log(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s (Firestore: ${stack.plan.kind}); running: ${command}`);
+    return runCommand(command, stack.env);
+  }
+  throw new StackError('usage: stack.ts start | stack.ts exec [--if-needed] "<command>"');
+}
+
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+for (const signal of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) {
+  process.on(signal, () => {
+    log(`${signal} received, stopping everything`);
+    void exit(SIGNAL_EXIT[signal]!);
+  });
+}
+process.on("uncaughtException", (error) => {
+  log(`unexpected error: ${error.stack ?? String(error)}`);
+  void exit(1);
+});
+
+main(process.argv.slice(2)).then(
+  (code) => exit(code),
+  (error: unknown) => {
+    log(error instanceof StackError ? error.message : `failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    return exit(1);
+  },
+);
