@@ -1,12 +1,12 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startLocalProvider, type LocalProvider } from "./local-provider/server.js";
 import { planFirestore, type FirestorePlan } from "./stack/firestore.js";
 import { choosePorts, type Ports } from "./stack/ports.js";
-import { StackError, startProcess, waitUntil, type ManagedProcess } from "./stack/processes.js";
+import { StackError, startProcess, startReaper, waitUntil, type ManagedProcess } from "./stack/processes.js";
 
 /**
  * One launcher for the local stack: the local model provider, the Firestore emulator
@@ -36,9 +36,13 @@ export interface StackEnv {
   [name: string]: string;
 }
 
+// A reader that went away (a killed test runner) must not turn logging into a crash that skips teardown.
+process.stdout.on("error", () => {});
+process.stderr.on("error", () => {});
 const log = (message: string) => process.stderr.write(`stack: ${message}\n`);
 
-let cleanups: (() => Promise<void>)[] = [];
+const reaper = startReaper();
+let cleanups: (() => Promise<void>)[] = [async () => reaper.release()];
 let stopping: Promise<void> | undefined;
 
 /** Runs every registered cleanup once, newest first. */
@@ -99,7 +103,7 @@ async function startFirestoreJar(plan: Extract<FirestorePlan, { kind: "jar" }>, 
       "--rules",
       join(ROOT, "firestore.rules"),
     ],
-    { logFile: join(logDir, "firestore.log") },
+    { logFile: join(logDir, "firestore.log"), reaper },
   );
   cleanups.push(() => firestore.stop(5_000));
   await waitUntil(`the Firestore emulator answered on port ${port}`, () => httpOk(`http://127.0.0.1:${port}/`), {
@@ -107,6 +111,28 @@ async function startFirestoreJar(plan: Extract<FirestorePlan, { kind: "jar" }>, 
     process: firestore,
   });
   return firestore;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes the config and log folder of launchers that were killed before they could clean up. */
+function sweepStaleFiles(): void {
+  for (const name of readdirSync(ROOT)) {
+    const pid = /^firebase\.local\.(\d+)\.json$/.exec(name)?.[1];
+    if (pid && !isRunning(Number(pid))) rmSync(join(ROOT, name), { force: true });
+  }
+  const logs = join(ROOT, ".emulators");
+  if (!existsSync(logs)) return;
+  for (const name of readdirSync(logs)) {
+    if (/^\d+$/.test(name) && !isRunning(Number(name))) rmSync(join(logs, name), { recursive: true, force: true });
+  }
 }
 
 export interface Stack {
@@ -118,6 +144,7 @@ export interface Stack {
 
 async function startStack(options: { ports: "fixed" | "free"; echo: boolean }): Promise<Stack> {
   const plan = planFirestore();
+  sweepStaleFiles();
   const ports = await choosePorts(options.ports);
   const logDir = join(ROOT, ".emulators", String(process.pid));
   mkdirSync(logDir, { recursive: true });
@@ -150,6 +177,7 @@ async function startStack(options: { ports: "fixed" | "free"; echo: boolean }): 
       logFile: join(logDir, "firebase.log"),
       echo: options.echo,
       stopSignal: "SIGINT",
+      reaper,
     },
   );
   cleanups.push(() => firebase.stop(10_000));
@@ -181,6 +209,7 @@ async function runningStackEnv(): Promise<StackEnv | undefined> {
 
 function runCommand(command: string, env: StackEnv): Promise<number> {
   const child = spawn(command, { shell: true, stdio: "inherit", env: { ...process.env, ...env }, detached: true });
+  reaper.watch(child.pid);
   const forward = (signal: NodeJS.Signals) => {
     try {
       if (child.pid) process.kill(-child.pid, signal);

@@ -27,10 +27,11 @@ export function startProcess(
   name: string,
   command: string,
   args: string[],
-  options: SpawnOptions & { logFile?: string; echo?: boolean; stopSignal?: NodeJS.Signals } = {},
+  options: SpawnOptions & { logFile?: string; echo?: boolean; stopSignal?: NodeJS.Signals; reaper?: Reaper } = {},
 ): ManagedProcess {
-  const { logFile, echo, stopSignal = "SIGTERM", ...spawnOptions } = options;
+  const { logFile, echo, stopSignal = "SIGTERM", reaper, ...spawnOptions } = options;
   const child = spawn(command, args, { ...spawnOptions, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  reaper?.watch(child.pid);
   const log: WriteStream | undefined = logFile ? createWriteStream(logFile, { flags: "a" }) : undefined;
   const lines: string[] = [];
   const collect = (chunk: Buffer) => {
@@ -99,4 +100,47 @@ export async function waitUntil(
 /** A failure with a message meant for the person running the command, printed without a stack. */
 export class StackError extends Error {
   override name = "StackError";
+}
+
+/**
+ * A watchdog for the one case no handler can cover: the launcher killed with SIGKILL or
+ * dying with its pipes. The reaper reads process-group ids on its stdin; when that pipe
+ * closes without a "release" line (the launcher is gone), it kills every group it was given.
+ */
+const REAPER = `
+let groups = [], released = false, buffer = "";
+process.stdin.on("data", (d) => {
+  buffer += d;
+  let i;
+  while ((i = buffer.indexOf("\\n")) >= 0) {
+    const line = buffer.slice(0, i); buffer = buffer.slice(i + 1);
+    if (line === "release") released = true; else groups.push(Number(line));
+  }
+});
+process.stdin.on("end", () => {
+  if (!released) for (const g of groups) { try { process.kill(-g, "SIGKILL"); } catch {} }
+  process.exit(0);
+});
+`;
+
+export interface Reaper {
+  watch(pid: number | undefined): void;
+  /** Called after a clean teardown: the reaper exits without killing anything. */
+  release(): void;
+}
+
+export function startReaper(): Reaper {
+  const reaper = spawn(process.execPath, ["-e", REAPER], { detached: true, stdio: ["pipe", "ignore", "ignore"] });
+  reaper.unref();
+  const stdin = reaper.stdin!;
+  stdin.on("error", () => {});
+  (stdin as unknown as { unref?: () => void }).unref?.();
+  return {
+    watch: (pid) => {
+      if (pid !== undefined) stdin.write(`${pid}\n`);
+    },
+    release: () => {
+      stdin.end("release\n");
+    },
+  };
 }

@@ -1,0 +1,31 @@
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["**/node_modules/**", "functions/lib/**", ".emulators/**", "bench/**", "coverage/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "@typescript-eslint/consistent-type-imports": "error",
+    },
+  },
+  {
+    // The pure core must not know Firebase, Express or the provider SDK: those live in adapters/.
+    files: ["functions/src/core/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["firebase-functions", "firebase-functions/*", "firebase-admin", "firebase-admin/*", "openai", "openai/*", "express", "../adapters/*", "../config/*"],
+              message: "core/ is pure: put Firebase, Express and openai code in adapters/ and pass it in through a port.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+);
