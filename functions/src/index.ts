@@ -1,9 +1,25 @@
-import { onRequest } from "firebase-functions/https";
+import { onCall, onRequest } from "firebase-functions/https";
 import { setGlobalOptions } from "firebase-functions/options";
-import { providerSecrets } from "./config/params.js";
+import { enforceAppCheck, providerSecrets } from "./config/params.js";
+import { createExecutePromptHandler } from "./adapters/execute-prompt-callable.js";
 import { handleApiRequest } from "./adapters/http-api.js";
+import { productionDeps } from "./adapters/pipeline-deps.js";
 
 setGlobalOptions({ region: "us-central1" });
 
+/**
+ * Sizing for functions that mostly wait on a provider: one vCPU serves many concurrent
+ * executions (I/O bound; concurrency > 1 needs a whole vCPU), 512 MiB is ample for
+ * buffered outputs, and the timeout leaves room past MAX_REQUEST_TIMEOUT_MS (240 s)
+ * for the final Firestore write.
+ */
+const providerCalling = { secrets: providerSecrets, cpu: 1, memory: "512MiB", concurrency: 80, timeoutSeconds: 300 } as const;
+
 /** OpenAI-compatible HTTPS API and health check (API.md, "HTTPS function api"). */
-export const api = onRequest({ secrets: providerSecrets, invoker: "public" }, handleApiRequest);
+export const api = onRequest({ ...providerCalling, invoker: "public" }, handleApiRequest);
+
+/** Executes a prompt; streams with `.stream()` (API.md, "executePrompt"). */
+export const executePrompt = onCall(
+  providerCalling,
+  createExecutePromptHandler({ deps: productionDeps, enforceAppCheck: () => enforceAppCheck.value() }),
+);

@@ -2,36 +2,47 @@ import { defineBoolean, defineInt, defineSecret, defineString } from "firebase-f
 import { PROVIDER_SECRET_NAMES } from "./catalog.js";
 
 /**
- * Deploy-time configuration. Values are read with `.value()` inside handlers only,
- * never at import, so the deploy-time discovery and cold starts stay cheap. Set them in
- * `functions/.env` (all projects), `functions/.env.<project>`, or at the deploy prompt.
+ * Deploy-time configuration. Values are read with `.value()` inside handlers only, never at
+ * import. Set them in `functions/.env` (all projects), `functions/.env.<project>`, or at the
+ * deploy prompt.
+ *
+ * The firebase CLI resolves defaults into the environment when it deploys or emulates, but
+ * `param.value()` alone reads only the environment (an unset int reads 0). `Tunable.value()`
+ * falls back to the declared default, so that the same handlers behave identically when
+ * mounted by tests or benchmarks outside the Functions runtime.
  */
+export interface Tunable<T> {
+  readonly name: string;
+  value(): T;
+}
+
+function tunable<T extends string | number | boolean>(
+  name: string,
+  fallback: T,
+  param: { value(): T },
+): Tunable<T> {
+  return { name, value: () => (process.env[name] === undefined ? fallback : param.value()) };
+}
+
+const int = (name: string, fallback: number, description?: string) =>
+  tunable(name, fallback, defineInt(name, { default: fallback, ...(description ? { description } : {}) }));
+const string = (name: string, fallback: string, description?: string) =>
+  tunable(name, fallback, defineString(name, { default: fallback, ...(description ? { description } : {}) }));
+const boolean = (name: string, fallback: boolean, description?: string) =>
+  tunable(name, fallback, defineBoolean(name, { default: fallback, ...(description ? { description } : {}) }));
+
 export const providerSecrets = PROVIDER_SECRET_NAMES.map((name) => defineSecret(name));
 
-export const defaultModel = defineString("DEFAULT_MODEL", {
-  default: "",
-  description: "Model used when a request names none; empty = first model of the first configured provider.",
-});
-export const defaultFallbackModels = defineString("DEFAULT_FALLBACK_MODELS", {
-  default: "",
-  description: "Comma-separated models tried after a request's own fallbackModels.",
-});
-export const maxRequestTimeoutMs = defineInt("MAX_REQUEST_TIMEOUT_MS", {
-  default: 240_000,
-  description: "Server maximum for one execution, all retries and fallbacks included.",
-});
-export const retryMaxRetries = defineInt("RETRY_MAX_RETRIES", { default: 3 });
-export const retryBaseDelayMs = defineInt("RETRY_BASE_DELAY_MS", { default: 500 });
-export const retryMaxDelayMs = defineInt("RETRY_MAX_DELAY_MS", { default: 8_000 });
-export const enforceAppCheck = defineBoolean("ENFORCE_APP_CHECK", {
-  default: false,
-  description: "Reject calls without a valid App Check token (callables and the api function).",
-});
-export const logPrompts = defineBoolean("LOG_PROMPTS", {
-  default: false,
-  description: "Include prompt and output text in logs. Leave off in production.",
-});
-export const historyTtlDays = defineInt("HISTORY_TTL_DAYS", {
-  default: 90,
-  description: "Days before an execution record's expireAt (Firestore TTL deletes it after that).",
-});
+export const defaultModel = string(
+  "DEFAULT_MODEL",
+  "",
+  "Model used when a request names none; empty = first model of the first configured provider.",
+);
+export const defaultFallbackModels = string("DEFAULT_FALLBACK_MODELS", "", "Comma-separated models tried after a request's own fallbackModels.");
+export const maxRequestTimeoutMs = int("MAX_REQUEST_TIMEOUT_MS", 240_000, "Server maximum for one execution, all retries and fallbacks included.");
+export const retryMaxRetries = int("RETRY_MAX_RETRIES", 3, "Retries of one model after its first attempt.");
+export const retryBaseDelayMs = int("RETRY_BASE_DELAY_MS", 500, "Base of the exponential backoff (full jitter).");
+export const retryMaxDelayMs = int("RETRY_MAX_DELAY_MS", 8_000, "Cap of one backoff wait (Retry-After from the provider wins).");
+export const enforceAppCheck = boolean("ENFORCE_APP_CHECK", false, "Reject calls without a valid App Check token.");
+export const logPrompts = boolean("LOG_PROMPTS", false, "Include prompt and output text in logs. Leave off in production.");
+export const historyTtlDays = int("HISTORY_TTL_DAYS", 90, "Days before an execution record's expireAt (Firestore TTL deletes it after that).");

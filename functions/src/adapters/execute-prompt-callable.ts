@@ -1,0 +1,48 @@
+import type { CallableRequest, CallableResponse } from "firebase-functions/https";
+import { ExecutionError } from "../core/errors.js";
+import type { ExecutionResult } from "../core/execution.js";
+import { executePrompt, type PipelineDeps } from "../core/pipeline.js";
+import { toHttpsError } from "./https-error.js";
+import { trackExecution } from "./in-flight.js";
+
+/** What `.stream()` clients receive before the result (API.md). */
+export type ExecuteChunk = { type: "start"; executionId: string; model: string } | { type: "delta"; text: string };
+
+export interface CallableOptions {
+  deps: () => PipelineDeps;
+  enforceAppCheck: () => boolean;
+}
+
+/** Caller identity and App Check, shared by every callable. */
+export function requireCaller(request: CallableRequest<unknown>, enforceAppCheck: boolean): string {
+  if (!request.auth) throw new ExecutionError("unauthenticated");
+  if (enforceAppCheck && !request.app) throw new ExecutionError("permission_denied", "A valid App Check token is required.");
+  return request.auth.uid;
+}
+
+const ignore = () => {};
+
+/** The `executePrompt` callable: auth, then the pipeline, with deltas as stream chunks when the client streams. */
+export function createExecutePromptHandler(options: CallableOptions) {
+  return async (request: CallableRequest<unknown>, response?: CallableResponse<ExecuteChunk>): Promise<ExecutionResult> => {
+    try {
+      const uid = requireCaller(request, options.enforceAppCheck());
+      const stream = request.acceptsStreaming && response ? response : undefined;
+      return await trackExecution(response?.signal, (signal) =>
+        executePrompt(options.deps(), request.data, {
+          uid,
+          signal,
+          ...(stream
+            ? {
+                // Not awaited: a slow client must not slow the upstream read; writes stay ordered.
+                onStart: ({ executionId, model }) => void stream.sendChunk({ type: "start", executionId, model }).catch(ignore),
+                onDelta: (text) => void stream.sendChunk({ type: "delta", text }).catch(ignore),
+              }
+            : {}),
+        }),
+      );
+    } catch (error) {
+      throw toHttpsError(error);
+    }
+  };
+}

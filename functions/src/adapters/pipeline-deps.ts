@@ -1,0 +1,77 @@
+import { randomBytes } from "node:crypto";
+import type { ProviderSpec } from "../core/catalog.js";
+import type { PipelineDeps, PipelineSettings } from "../core/pipeline.js";
+import type { ModelClient } from "../core/ports.js";
+import { catalog } from "../config/catalog.js";
+import {
+  defaultFallbackModels,
+  historyTtlDays,
+  logPrompts,
+  maxRequestTimeoutMs,
+  retryBaseDelayMs,
+  retryMaxDelayMs,
+  retryMaxRetries,
+} from "../config/params.js";
+import { providerConnection, resolveDefaultModelId } from "../config/providers.js";
+import { firestoreExecutionStore } from "./executions-repo.js";
+import { firestore } from "./firestore.js";
+import { cloudLogger } from "./logger.js";
+import { openAIModelClient } from "./openai-model-client.js";
+import { firestorePromptStore } from "./prompts-repo.js";
+
+const ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/** 20 random base-62 characters, like Firestore's auto ids (~119 bits). */
+export function newExecutionId(): string {
+  const bytes = randomBytes(20);
+  let id = "";
+  for (const byte of bytes) id += ID_ALPHABET[byte % 62];
+  return id;
+}
+
+export function settingsFromParams(): PipelineSettings {
+  const defaultModel = resolveDefaultModelId();
+  return {
+    ...(defaultModel ? { defaultModel } : {}),
+    defaultFallbackModels: defaultFallbackModels
+      .value()
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== ""),
+    maxTimeoutMs: maxRequestTimeoutMs.value(),
+    retry: { maxRetries: retryMaxRetries.value(), baseDelayMs: retryBaseDelayMs.value(), maxDelayMs: retryMaxDelayMs.value() },
+    historyTtlDays: historyTtlDays.value(),
+    logPrompts: logPrompts.value(),
+  };
+}
+
+/** Clients per provider, remade only when its URL or key changes (secrets can rotate between requests). */
+function modelClients(): (provider: ProviderSpec) => ModelClient | undefined {
+  const cache = new Map<string, { signature: string; client: ModelClient }>();
+  return (provider) => {
+    const connection = providerConnection(provider);
+    if (!connection) return undefined;
+    const signature = `${connection.baseUrl}\n${connection.apiKey}`;
+    const cached = cache.get(provider.id);
+    if (cached?.signature === signature) return cached.client;
+    const client = openAIModelClient(provider, connection);
+    cache.set(provider.id, { signature, client });
+    return client;
+  };
+}
+
+let deps: PipelineDeps | undefined;
+
+/** The pipeline wired to Firestore, the openai SDK and deploy-time params; built on first use. */
+export function productionDeps(): PipelineDeps {
+  deps ??= {
+    catalog,
+    modelClient: modelClients(),
+    executions: firestoreExecutionStore(firestore),
+    prompts: firestorePromptStore(firestore),
+    settings: settingsFromParams,
+    newId: newExecutionId,
+    logger: cloudLogger,
+  };
+  return deps;
+}
