@@ -20,6 +20,7 @@ export interface LocalProviderStats {
   byKey: Record<string, number>;
   /** Requests whose client went away before the response ended. */
   aborted: number;
+  abortedByKey: Record<string, number>;
 }
 
 export interface LocalProvider {
@@ -213,7 +214,8 @@ function routeOf(req: IncomingMessage): { path: string; scenario: string } {
 
 export async function startLocalProvider(options: { port?: number; host?: string } = {}): Promise<LocalProvider> {
   const host = options.host ?? "127.0.0.1";
-  let stats: LocalProviderStats = { requests: 0, byKey: {}, aborted: 0 };
+  const emptyStats = (): LocalProviderStats => ({ requests: 0, byKey: {}, aborted: 0, abortedByKey: {} });
+  let stats = emptyStats();
 
   async function chat(req: IncomingMessage, res: ServerResponse, routeScenario: string): Promise<void> {
     let body: ChatRequest;
@@ -236,6 +238,7 @@ export async function startLocalProvider(options: { port?: number; host?: string
     res.on("close", () => {
       if (!res.writableFinished) {
         stats.aborted += 1;
+        stats.abortedByKey[scenario.key] = (stats.abortedByKey[scenario.key] ?? 0) + 1;
         closed.abort();
       }
     });
@@ -336,7 +339,7 @@ export async function startLocalProvider(options: { port?: number; host?: string
       }
       if (req.method === "GET" && route.path === "/_stats") return sendJson(res, 200, stats);
       if (req.method === "POST" && route.path === "/_reset") {
-        stats = { requests: 0, byKey: {}, aborted: 0 };
+        stats = emptyStats();
         return sendJson(res, 200, stats);
       }
       if (req.method === "GET" && route.path === "/") return sendJson(res, 200, { status: "ok" });
@@ -368,7 +371,7 @@ export async function startLocalProvider(options: { port?: number; host?: string
     port,
     stats: () => structuredClone(stats),
     reset: () => {
-      stats = { requests: 0, byKey: {}, aborted: 0 };
+      stats = emptyStats();
     },
     close: () =>
       new Promise<void>((resolve) => {

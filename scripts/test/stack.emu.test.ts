@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { alive, descendants, portOpen, runLauncher } from "./support/launcher.js";
 
@@ -9,8 +10,16 @@ import { alive, descendants, portOpen, runLauncher } from "./support/launcher.js
 const PORT_VARS = ["FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST", "FIREBASE_EMULATOR_HUB", "LOCAL_PROVIDER_URL", "FUNCTIONS_BASE_URL"];
 const printEnv = `node -e "console.log('READY ' + JSON.stringify(process.env)); setInterval(() => {}, 1000)"`;
 
-function portsOf(env: Record<string, string>): number[] {
-  return PORT_VARS.map((name) => Number(/:(\d+)/.exec(env[name] ?? "")?.[1]));
+function portsOf(env: Record<string, string>): Record<string, number> {
+  return Object.fromEntries(PORT_VARS.map((name) => [name, Number(/:(\d+)/.exec(env[name] ?? "")?.[1])]));
+}
+
+function listener(port: number): string {
+  try {
+    return execFileSync("ss", ["-ltnpH", `sport = :${port}`], { encoding: "utf8" }).trim();
+  } catch {
+    return "(ss unavailable)";
+  }
 }
 
 let current: ReturnType<typeof runLauncher> | undefined;
@@ -31,9 +40,11 @@ async function untilReady(run: ReturnType<typeof runLauncher>): Promise<Record<s
   return JSON.parse(line.slice("READY ".length)) as Record<string, string>;
 }
 
-async function expectNothingLeft(pids: number[], ports: number[]): Promise<void> {
+async function expectNothingLeft(pids: number[], ports: Record<string, number>): Promise<void> {
   await expect.poll(() => pids.filter(alive), { timeout: 15_000 }).toEqual([]);
-  for (const port of ports) expect(await portOpen(port), `port ${port} still open`).toBe(false);
+  for (const [name, port] of Object.entries(ports)) {
+    expect(await portOpen(port), `${name} port ${port} still open: ${listener(port)}`).toBe(false);
+  }
 }
 
 describe("scripts/stack.ts teardown", () => {
@@ -43,7 +54,7 @@ describe("scripts/stack.ts teardown", () => {
     const pids = descendants(run.child.pid!);
     expect(pids.length).toBeGreaterThanOrEqual(3); // firebase-tools, java, the command, function workers
     const ports = portsOf(env);
-    for (const port of ports) expect(await portOpen(port)).toBe(true);
+    for (const port of Object.values(ports)) expect(await portOpen(port)).toBe(true);
 
     run.child.kill("SIGTERM");
     expect(await run.exited).toBe(143);

@@ -58,8 +58,11 @@ export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: "127.0.0.1" });
     socket.once("connect", () => {
+      // A free port in the ephemeral range can be handed to this very socket as its source
+      // port, and TCP then "connects" to itself: that is no listener.
+      const selfConnect = socket.localPort === port;
       socket.destroy();
-      resolve(true);
+      resolve(!selfConnect);
     });
     socket.once("error", () => resolve(false));
   });

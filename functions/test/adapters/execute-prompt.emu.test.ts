@@ -1,0 +1,170 @@
+import { randomUUID } from "node:crypto";
+import type { FunctionsError } from "firebase/functions";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { ExecuteChunk } from "../../src/adapters/execute-prompt-callable.js";
+import type { ExecutionResult } from "../../src/core/execution.js";
+import { anonymousFunctions, callable, executionRecord, providerCount, signedInClient } from "../support/firebase.js";
+
+/**
+ * executePrompt through the Functions emulator with the firebase web SDK, one test per
+ * local-provider scenario: what the client sees (code, details) and what Firestore keeps.
+ */
+
+type Client = Awaited<ReturnType<typeof signedInClient>>;
+let client: Client;
+beforeAll(async () => {
+  client = await signedInClient();
+});
+
+const execute = () => callable<unknown, ExecutionResult, ExecuteChunk>(client.functions, "executePrompt");
+const ask = (model: string, content = "hello there world", extra: Record<string, unknown> = {}) => ({
+  model,
+  messages: [{ role: "user", content }],
+  ...extra,
+});
+/** A scenario key unique to this run, so provider counts are ours alone. */
+const key = (name: string) => `${name}-${randomUUID().slice(0, 8)}`;
+
+async function failure(promise: Promise<unknown>): Promise<FunctionsError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as FunctionsError;
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("executePrompt (callable, firebase web SDK)", () => {
+  it("succeeds and leaves a succeeded record with usage and cost", async () => {
+    const { data } = await execute()(ask("local-mini"));
+    expect(data).toMatchObject({
+      model: "local-mini",
+      provider: "local",
+      output: "Echo: hello there world",
+      finishReason: "stop",
+      usage: { inputTokens: 5, outputTokens: 4, estimated: false },
+      cost: { micros: 2, usd: 0.000002 },
+      attempts: 1,
+    });
+    const record = await executionRecord(client.uid, data.executionId);
+    expect(record).toMatchObject({
+      status: "succeeded",
+      model: "local-mini",
+      output: "Echo: hello there world",
+      usage: { totalTokens: 9 },
+      cost: { micros: 2, priceVersion: "local-1" },
+      attempts: [{ outcome: "succeeded", model: "local-mini" }],
+    });
+    expect(record!.createdAt.toDate()).toBeInstanceOf(Date);
+    expect(record!.expireAt.toMillis()).toBeGreaterThan(record!.createdAt.toMillis());
+  });
+
+  it("streams with .stream(): a start chunk, the deltas, then the same result", async () => {
+    const { stream, data } = await execute().stream(ask("local-pro+deltas=5,interval=5"));
+    const chunks: ExecuteChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    const result = await data;
+    expect(chunks[0]).toEqual({ type: "start", executionId: result.executionId, model: "local-pro+deltas=5,interval=5" });
+    expect(chunks.slice(1)).toEqual(["alpha ", "bravo ", "charlie ", "delta ", "echo"].map((text) => ({ type: "delta", text })));
+    expect(result.output).toBe("alpha bravo charlie delta echo");
+    expect((await executionRecord(client.uid, result.executionId))?.status).toBe("succeeded");
+  });
+
+  it("429 then success: retried after Retry-After, two attempts recorded", async () => {
+    const k = key("r429");
+    const { data } = await execute()(ask(`local-mini+fail=rate_limit,times=1,retry-after-ms=50,key=${k}`));
+    expect(data.attempts).toBe(2);
+    expect(await providerCount(k)).toBe(2);
+    expect((await executionRecord(client.uid, data.executionId))?.attempts).toMatchObject([
+      { outcome: "failed", category: "provider_rate_limited", httpStatus: 429 },
+      { outcome: "succeeded" },
+    ]);
+  });
+
+  it("500 on every retry, then the fallback model answers", async () => {
+    const k = key("down");
+    const { data } = await execute()(ask(`local-mini+fail=server,key=${k}`, "hi", { fallbackModels: ["local-pro"] }));
+    expect(data).toMatchObject({ model: "local-pro", output: "Echo: hi", attempts: 5 });
+    expect(await providerCount(k)).toBe(4);
+    const record = await executionRecord(client.uid, data.executionId);
+    expect(record).toMatchObject({ status: "succeeded", model: "local-pro" });
+    expect(record!.attempts.filter((a: { httpStatus?: number }) => a.httpStatus === 500)).toHaveLength(4);
+  });
+
+  it.each([
+    ["auth", "functions/failed-precondition", "provider_auth", false],
+    ["quota", "functions/failed-precondition", "provider_quota_exhausted", false],
+    ["context_length", "functions/invalid-argument", "context_length_exceeded", false],
+    ["content_filter", "functions/invalid-argument", "content_filtered", false],
+  ] as const)("fail=%s → %s / %s, one attempt, failed record", async (fail, code, category, retryable) => {
+    const error = await failure(execute()(ask(`local-mini+fail=${fail}`)));
+    expect(error.code).toBe(code);
+    const details = error.details as Record<string, unknown>;
+    expect(details).toMatchObject({ category, retryable, model: `local-mini+fail=${fail}`, provider: "local" });
+    expect(error.message).not.toMatch(/sk-|API key provided|"error"/);
+    const record = await executionRecord(client.uid, details.executionId as string);
+    expect(record).toMatchObject({ status: "failed", error: { category }, usage: { totalTokens: 0 }, cost: { micros: 0 } });
+    expect(record!.attempts).toHaveLength(1);
+  });
+
+  it("a hung provider → deadline-exceeded / timeout, record timed_out", async () => {
+    const error = await failure(execute()(ask("local-mini+fail=hang", "hi", { timeoutMs: 1_500 })));
+    expect(error.code).toBe("functions/deadline-exceeded");
+    const details = error.details as Record<string, unknown>;
+    expect(details).toMatchObject({ category: "timeout", retryable: true });
+    const record = await executionRecord(client.uid, details.executionId as string);
+    expect(record).toMatchObject({ status: "timed_out", error: { category: "timeout" } });
+  });
+
+  it("a stream cut mid-way → unavailable / network, partial output and estimated usage kept", async () => {
+    const { stream, data } = await execute().stream(ask("local-mini+fail=cut,after=2"));
+    const result = failure(data);
+    const texts: string[] = [];
+    await failure(
+      (async () => {
+        for await (const chunk of stream) if (chunk.type === "delta") texts.push(chunk.text);
+      })(),
+    );
+    const error = await result;
+    expect(texts).toEqual(["Echo: ", "hello "]);
+    expect(error.code).toBe("functions/unavailable");
+    const details = error.details as Record<string, unknown>;
+    expect(details).toMatchObject({ category: "network", retryable: true });
+    const record = await executionRecord(client.uid, details.executionId as string);
+    expect(record).toMatchObject({ status: "failed", output: "Echo: hello ", usage: { estimated: true, outputTokens: 3 } });
+    expect(record!.cost.micros).toBeGreaterThanOrEqual(0);
+    expect(record!.attempts).toHaveLength(1);
+  });
+
+  it("a malformed SSE line → unavailable / provider_unavailable, not retried after output", async () => {
+    const error = await failure(execute()(ask("local-mini+fail=malformed,after=1")));
+    expect(error.code).toBe("functions/unavailable");
+    const details = error.details as Record<string, unknown>;
+    expect(details).toMatchObject({ category: "provider_unavailable" });
+    expect(await executionRecord(client.uid, details.executionId as string)).toMatchObject({ status: "failed", output: "Echo: " });
+  });
+
+  it("a reset before headers is retried; when it keeps happening → unavailable / network", async () => {
+    const k = key("reset");
+    const { data } = await execute()(ask(`local-mini+fail=reset,times=1,key=${k}`));
+    expect(data.attempts).toBe(2);
+    const error = await failure(execute()(ask(`local-mini+fail=reset,key=${key("reset-always")}`)));
+    expect(error.code).toBe("functions/unavailable");
+    expect(error.details).toMatchObject({ category: "network", retryable: true });
+  });
+
+  it("refuses a caller without a user as unauthenticated, with details", async () => {
+    const error = await failure(callable(anonymousFunctions(), "executePrompt")(ask("local-mini")));
+    expect(error.code).toBe("functions/unauthenticated");
+    expect(error.details).toEqual({ category: "unauthenticated", retryable: false });
+  });
+
+  it("answers bad input with invalid-argument naming the field, and records nothing", async () => {
+    const error = await failure(execute()({ messages: [{ role: "user", content: "x" }], temperature: 2 }));
+    expect(error.code).toBe("functions/invalid-argument");
+    expect(error.message).toContain('request: unknown field "temperature"');
+    expect(error.details).toEqual({ category: "validation", retryable: false });
+    const notFound = await failure(execute()(ask("gpt-9")));
+    expect(notFound.code).toBe("functions/not-found");
+  });
+});
