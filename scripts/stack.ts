@@ -232,18 +232,26 @@ function runCommand(command: string, env: StackEnv): Promise<number> {
 
 function printWelcome(stack: Stack): void {
   const fn = stack.env.FUNCTIONS_BASE_URL;
+  const auth = stack.env.FIREBASE_AUTH_EMULATOR_HOST;
   const firestore = stack.plan.kind === "jar" ? `Cloud SDK jar on Java ${stack.plan.javaVersion}` : `firebase-tools on Java ${stack.plan.javaVersion}`;
+  const signUp =
+    `TOKEN=$(curl -s -X POST 'http://${auth}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=any' ` +
+    `-H 'content-type: application/json' -d '{"returnSecureToken":true}' | node -pe 'JSON.parse(require("fs").readFileSync(0)).idToken')`;
   process.stdout.write(
     [
       "",
       `Local backend is up (project ${PROJECT}).`,
+      `  Callable         ${fn}/executePrompt   (firebase SDK: connectFunctionsEmulator(functions, "127.0.0.1", ${stack.ports.functions}))`,
       `  HTTPS api        ${fn}/api   (GET /health)`,
       `  Local provider   ${stack.env.LOCAL_PROVIDER_URL}   (OpenAI-compatible, no key needed)`,
       `  Firestore        ${stack.env.FIRESTORE_EMULATOR_HOST}   (${firestore})`,
-      `  Auth             ${stack.env.FIREBASE_AUTH_EMULATOR_HOST}`,
+      `  Auth             ${auth}`,
       "",
       "Try it:",
       `  curl -s ${fn}/api/health`,
+      `  ${signUp}`,
+      `  curl -s ${fn}/executePrompt -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
+      `    -d '{"data":{"messages":[{"role":"user","content":"Hello"}]}}'`,
       "",
       "Press Ctrl-C to stop everything.",
       "",
