@@ -2,8 +2,11 @@ import { onCall, onRequest } from "firebase-functions/https";
 import { setGlobalOptions } from "firebase-functions/options";
 import { enforceAppCheck, providerSecrets } from "./config/params.js";
 import { createExecutePromptHandler } from "./adapters/execute-prompt-callable.js";
+import { firestore } from "./adapters/firestore.js";
 import { handleApiRequest } from "./adapters/http-api.js";
-import { productionDeps } from "./adapters/pipeline-deps.js";
+import { limitsFromParams, productionDeps } from "./adapters/pipeline-deps.js";
+import { createGetUsageHandler, createSetUserBudgetHandler } from "./adapters/usage-callables.js";
+import { firestoreUsageRepo } from "./adapters/usage-repo.js";
 
 setGlobalOptions({ region: "us-central1" });
 
@@ -14,12 +17,20 @@ setGlobalOptions({ region: "us-central1" });
  * for the final Firestore write.
  */
 const providerCalling = { secrets: providerSecrets, cpu: 1, memory: "512MiB", concurrency: 80, timeoutSeconds: 300 } as const;
+/** Small reads and writes: the smallest instance, many requests each. */
+const bookkeeping = { cpu: 1, memory: "256MiB", concurrency: 80, timeoutSeconds: 30 } as const;
+
+const appCheck = () => enforceAppCheck.value();
+const usageOptions = { repo: () => firestoreUsageRepo(firestore), limits: limitsFromParams, enforceAppCheck: appCheck };
 
 /** OpenAI-compatible HTTPS API and health check (API.md, "HTTPS function api"). */
 export const api = onRequest({ ...providerCalling, invoker: "public" }, handleApiRequest);
 
 /** Executes a prompt; streams with `.stream()` (API.md, "executePrompt"). */
-export const executePrompt = onCall(
-  providerCalling,
-  createExecutePromptHandler({ deps: productionDeps, enforceAppCheck: () => enforceAppCheck.value() }),
-);
+export const executePrompt = onCall(providerCalling, createExecutePromptHandler({ deps: productionDeps, enforceAppCheck: appCheck }));
+
+/** The caller's usage, budget and rate-limit headroom (API.md, "getUsage"). */
+export const getUsage = onCall(bookkeeping, createGetUsageHandler(usageOptions));
+
+/** Admins set a user's monthly budget (API.md, "setUserBudget"). */
+export const setUserBudget = onCall(bookkeeping, createSetUserBudgetHandler(usageOptions));

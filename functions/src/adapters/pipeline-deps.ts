@@ -3,9 +3,16 @@ import type { ProviderSpec } from "../core/catalog.js";
 import type { PipelineDeps, PipelineSettings } from "../core/pipeline.js";
 import type { ModelClient } from "../core/ports.js";
 import { catalog } from "../config/catalog.js";
+import type { LimitSettings } from "../core/limits.js";
 import {
   defaultFallbackModels,
+  defaultUserBudgetUsd,
+  GLOBAL_LEDGER_SHARDS,
+  globalBudgetUsd,
   historyTtlDays,
+  maxConcurrentExecutions,
+  rateLimitPerMinute,
+  reservationGraceMs,
   logPrompts,
   maxRequestTimeoutMs,
   retryBaseDelayMs,
@@ -29,6 +36,17 @@ export function newExecutionId(): string {
   return id;
 }
 
+export function limitsFromParams(): LimitSettings {
+  return {
+    perMinute: rateLimitPerMinute.value(),
+    maxConcurrent: maxConcurrentExecutions.value(),
+    defaultMonthlyBudgetUsd: defaultUserBudgetUsd.value(),
+    globalMonthlyBudgetUsd: globalBudgetUsd.value(),
+    globalShards: GLOBAL_LEDGER_SHARDS,
+    reservationGraceMs: reservationGraceMs.value(),
+  };
+}
+
 export function settingsFromParams(): PipelineSettings {
   const defaultModel = resolveDefaultModelId();
   return {
@@ -42,6 +60,7 @@ export function settingsFromParams(): PipelineSettings {
     retry: { maxRetries: retryMaxRetries.value(), baseDelayMs: retryBaseDelayMs.value(), maxDelayMs: retryMaxDelayMs.value() },
     historyTtlDays: historyTtlDays.value(),
     logPrompts: logPrompts.value(),
+    limits: limitsFromParams(),
   };
 }
 
@@ -67,7 +86,7 @@ export function productionDeps(): PipelineDeps {
   deps ??= {
     catalog,
     modelClient: modelClients(),
-    executions: firestoreExecutionStore(firestore),
+    executions: firestoreExecutionStore(firestore, { globalShards: GLOBAL_LEDGER_SHARDS }),
     prompts: firestorePromptStore(firestore),
     settings: settingsFromParams,
     newId: newExecutionId,

@@ -46,3 +46,32 @@ export const retryMaxDelayMs = int("RETRY_MAX_DELAY_MS", 8_000, "Cap of one back
 export const enforceAppCheck = boolean("ENFORCE_APP_CHECK", false, "Reject calls without a valid App Check token.");
 export const logPrompts = boolean("LOG_PROMPTS", false, "Include prompt and output text in logs. Leave off in production.");
 export const historyTtlDays = int("HISTORY_TTL_DAYS", 90, "Days before an execution record's expireAt (Firestore TTL deletes it after that).");
+
+/** "" or "none" means no limit. */
+function dollarsOrNone(raw: string, name: string): number | null {
+  const text = raw.trim().toLowerCase();
+  if (text === "" || text === "none") return null;
+  const dollars = Number(text);
+  if (!Number.isFinite(dollars) || dollars < 0) throw new Error(`${name} must be a number of US dollars, "" or "none"; got "${raw}"`);
+  return dollars;
+}
+
+export const rateLimitPerMinute = int("RATE_LIMIT_PER_MINUTE", 30, "Executions one user may start per minute.");
+export const maxConcurrentExecutions = int("MAX_CONCURRENT_EXECUTIONS", 4, "Executions one user may have running at once.");
+const defaultUserBudget = string(
+  "DEFAULT_USER_MONTHLY_BUDGET_USD",
+  "5",
+  'Monthly budget of a user without an override (setUserBudget); "none" = no limit.',
+);
+const globalBudget = string("GLOBAL_MONTHLY_BUDGET_USD", "none", 'Monthly budget of all users together; "none" = no limit.');
+export const reservationGraceMs = int(
+  "RESERVATION_GRACE_MS",
+  90_000,
+  "Added to an execution's time limit before its budget reservation is presumed abandoned and reclaimed.",
+);
+
+/** Shards of the global ledger: ~1 sustained write/s each (docs/data-model.md). */
+export const GLOBAL_LEDGER_SHARDS = 20;
+
+export const defaultUserBudgetUsd = { value: () => dollarsOrNone(defaultUserBudget.value(), defaultUserBudget.name) };
+export const globalBudgetUsd = { value: () => dollarsOrNone(globalBudget.value(), globalBudget.name) };

@@ -19,6 +19,8 @@ export interface Execution {
   id: string;
   status: ExecutionStatus;
   requestId?: string;
+  /** With requestId: tells a repeat from a different request under the same id. */
+  requestFingerprint?: string;
   model: string;
   provider: string;
   promptId?: string;

@@ -1,22 +1,120 @@
 import type { Execution } from "./execution.js";
-import type { ExecutionStore, Logger, PromptStore } from "./ports.js";
+import { idempotencyDecision } from "./idempotency.js";
+import { abandoned, ABANDONED_DELTA, EMPTY_TOTALS, usageDelta, type UsageTotals } from "./ledger.js";
+import { decideAdmission, usagePeriods, type AccountState, type GlobalShardState, type Reservation } from "./limits.js";
+import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, Logger, PromptStore } from "./ports.js";
 import type { PromptTemplate } from "./templates.js";
 
-/** In-memory twins of the ports, for unit tests and the in-process benchmark. */
+interface MemoryAccount {
+  monthlyBudgetUsd?: number | null;
+  reservations: Record<string, Reservation>;
+  recent: number[];
+}
+
+/**
+ * In-memory twin of the Firestore store, for unit tests and the in-process benchmark: the
+ * same admission and settlement rules, with a queue per user standing in for the transaction.
+ */
 export class MemoryExecutionStore implements ExecutionStore {
   readonly records = new Map<string, Execution>();
-  writes = 0;
+  readonly accounts = new Map<string, MemoryAccount>();
+  readonly usage = new Map<string, UsageTotals>();
+  readonly globalShards = new Map<string, GlobalShardState>();
+  /** Operations that would each be one Firestore round trip. */
+  roundTrips = 0;
+  private readonly queues = new Map<string, Promise<unknown>>();
 
-  async create(uid: string, execution: Execution): Promise<void> {
-    this.writes++;
-    const key = `${uid}/${execution.id}`;
-    if (this.records.has(key)) throw new Error(`execution ${key} already exists`);
-    this.records.set(key, structuredClone(execution));
+  private serialized<T>(key: string, work: () => T): Promise<T> {
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    this.queues.set(key, next.catch(() => undefined));
+    return next;
   }
 
-  async finish(uid: string, execution: Execution): Promise<void> {
-    this.writes++;
-    this.records.set(`${uid}/${execution.id}`, structuredClone(execution));
+  account(uid: string): MemoryAccount {
+    let account = this.accounts.get(uid);
+    if (!account) this.accounts.set(uid, (account = { reservations: {}, recent: [] }));
+    return account;
+  }
+
+  totals(key: string): UsageTotals {
+    return this.usage.get(key) ?? { ...EMPTY_TOTALS };
+  }
+
+  private add(key: string, delta: UsageTotals): void {
+    const current = this.totals(key);
+    this.usage.set(key, {
+      requests: current.requests + delta.requests,
+      succeeded: current.succeeded + delta.succeeded,
+      failed: current.failed + delta.failed,
+      inputTokens: current.inputTokens + delta.inputTokens,
+      outputTokens: current.outputTokens + delta.outputTokens,
+      costMicros: current.costMicros + delta.costMicros,
+    });
+  }
+
+  private shard(month: string, index: number): GlobalShardState {
+    const key = `${month}/${index}`;
+    let shard = this.globalShards.get(key);
+    if (!shard) this.globalShards.set(key, (shard = { index, spentMicros: 0, reservations: {} }));
+    return shard;
+  }
+
+  admit(request: AdmissionRequest): Promise<Admission> {
+    this.roundTrips += 2; // a transaction: one read, one commit
+    return this.serialized(request.uid, () => {
+      const { uid, execution, now, limits } = request;
+      const existing = this.records.get(`${uid}/${execution.id}`);
+      if (existing && idempotencyDecision(existing, execution.requestFingerprint ?? "") === "replay") {
+        return { kind: "replay", execution: structuredClone(existing) } as const;
+      }
+      const account = this.account(uid);
+      const { month, day } = usagePeriods(now);
+      const shardIndexes = limits.globalMonthlyBudgetUsd === null ? [] : [0, 1].map(() => Math.floor(Math.random() * limits.globalShards));
+      const decision = decideAdmission({
+        executionId: execution.id,
+        now,
+        reserveMicros: request.reserveMicros,
+        expireAt: request.expireAt,
+        account: { ...account, spentMicros: this.totals(`${uid}/${month}`).costMicros } satisfies AccountState,
+        globalShards: shardIndexes.map((i) => this.shard(month, i)),
+        settings: limits,
+      });
+      for (const id of decision.expired) {
+        const dead = this.records.get(`${uid}/${id}`);
+        if (dead?.status === "running") {
+          this.records.set(`${uid}/${id}`, { ...dead, ...abandoned(new Date(now)) });
+          this.add(`${uid}/${month}`, ABANDONED_DELTA);
+          this.add(`${uid}/${day}`, ABANDONED_DELTA);
+          this.add(`global/${month}`, ABANDONED_DELTA);
+        }
+      }
+      account.reservations = decision.reservations;
+      account.recent = decision.recent;
+      if (decision.globalShard) this.shard(month, decision.globalShard.index).reservations = decision.globalShard.reservations;
+      this.records.set(`${uid}/${execution.id}`, structuredClone(execution));
+      const ticket: AdmissionTicket = decision.globalShard ? { globalShard: decision.globalShard.index } : {};
+      return { kind: "admitted", ticket } as const;
+    });
+  }
+
+  finish(uid: string, execution: Execution, ticket: AdmissionTicket): Promise<void> {
+    this.roundTrips += 1;
+    return this.serialized(uid, () => {
+      const at = execution.completedAt?.getTime() ?? Date.now();
+      const { month, day } = usagePeriods(at);
+      const delta = usageDelta(execution);
+      this.records.set(`${uid}/${execution.id}`, structuredClone(execution));
+      this.add(`${uid}/${month}`, delta);
+      this.add(`${uid}/${day}`, delta);
+      this.add(`global/${month}`, delta);
+      delete this.account(uid).reservations[execution.id];
+      if (ticket.globalShard !== undefined) {
+        const shard = this.shard(month, ticket.globalShard);
+        delete shard.reservations[execution.id];
+        shard.spentMicros += delta.costMicros;
+      }
+    });
   }
 
   get(uid: string, id: string): Execution | undefined {

@@ -4,6 +4,9 @@ import { canFallBack, classifyError, ExecutionError } from "./errors.js";
 import { capInput, capOutput, finalStatus, type AttemptRecord, type Execution, type ExecutionResult } from "./execution.js";
 import type { Clock, ExecutionStore, Logger, ModelClient, PromptStore } from "./ports.js";
 import { systemClock } from "./ports.js";
+import { executionIdFor, replayOf, requestFingerprint } from "./idempotency.js";
+import { worstCaseMicros, type LimitSettings } from "./limits.js";
+import type { AdmissionTicket } from "./ports.js";
 import { executeRequestSchema, parseOrThrow, type ExecuteRequest, type GenerationParams } from "./request.js";
 import { retry, type RetryPolicy } from "./retry.js";
 import { renderTemplate, type ChatMessage } from "./templates.js";
@@ -21,6 +24,7 @@ export interface PipelineSettings {
   historyTtlDays: number;
   /** Put prompt and output text in logs (off in production). */
   logPrompts: boolean;
+  limits: LimitSettings;
 }
 
 export interface PipelineDeps {
@@ -117,12 +121,12 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
   const clock = deps.clock ?? systemClock;
   const { request, messages, params, candidates, settings, timeLimitMs } = await plan(deps, input, options.uid);
   const startedAt = clock.now();
-  const id = deps.newId();
+  const id = request.requestId ? executionIdFor(request.requestId) : deps.newId();
   const primary = candidates[0]!;
   const running: Execution = {
     id,
     status: "running",
-    ...(request.requestId ? { requestId: request.requestId } : {}),
+    ...(request.requestId ? { requestId: request.requestId, requestFingerprint: requestFingerprint(request) } : {}),
     model: primary.id,
     provider: primary.provider.id,
     ...(request.promptId ? { promptId: request.promptId } : {}),
@@ -139,11 +143,23 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
     ttftMs: null,
     expireAt: new Date(startedAt + settings.historyTtlDays * 86_400_000),
   };
-  // Not awaited before the upstream call: the provider's latency hides this write.
-  const created = deps.executions.create(options.uid, running).then(
-    () => undefined,
-    (error: unknown) => error,
-  );
+  // The one awaited step before the provider: limits, reservation and the running record, atomically.
+  const admission = await deps.executions
+    .admit({
+      uid: options.uid,
+      execution: running,
+      reserveMicros: worstCaseMicros(messages, candidates, params.maxTokens),
+      expireAt: startedAt + timeLimitMs + settings.limits.reservationGraceMs,
+      limits: settings.limits,
+      now: startedAt,
+    })
+    .catch((error: unknown) => {
+      if (error instanceof ExecutionError) throw error;
+      deps.logger.error("execution.admission_failed", { executionId: id, uid: options.uid, cause: describeCause(error) });
+      throw new ExecutionError("internal", undefined, { cause: error });
+    });
+  if (admission.kind === "replay") return replay(admission.execution, options);
+  const ticket: AdmissionTicket = admission.ticket;
 
   const execution = childController(options.signal ?? new AbortController().signal);
   const deadline = startedAt + timeLimitMs;
@@ -267,7 +283,7 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
     ttftMs: ttftMs ?? null,
   };
 
-  await recordFinal(deps, options.uid, final, created);
+  await recordFinal(deps, options.uid, final, ticket);
   const logFields = {
     executionId: id,
     uid: options.uid,
@@ -309,13 +325,19 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
   };
 }
 
-/** Writes the final record after the `running` one settled; one retry, then an error log (never an unhandled rejection). */
-async function recordFinal(deps: PipelineDeps, uid: string, final: Execution, created: Promise<unknown>): Promise<void> {
-  const createError = await created;
-  if (createError) deps.logger.warn("execution.create_failed", { executionId: final.id, error: describeCause(createError) });
+/** A finished request repeated under its requestId: its stored outcome, without calling the provider or charging again. */
+function replay(record: Execution, options: ExecuteOptions): ExecutionResult {
+  const result = replayOf(record);
+  options.onStart?.({ executionId: record.id, model: record.model, provider: record.provider });
+  if (result.output !== "") options.onDelta?.(result.output);
+  return result;
+}
+
+/** Writes the final record with its ledger and releases; one retry, then an error log (never an unhandled rejection). */
+async function recordFinal(deps: PipelineDeps, uid: string, final: Execution, ticket: AdmissionTicket): Promise<void> {
   for (let attempt = 1; attempt <= 2; attempt++) {
     try {
-      await deps.executions.finish(uid, final);
+      await deps.executions.finish(uid, final, ticket);
       return;
     } catch (error) {
       if (attempt === 2) deps.logger.error("execution.finish_failed", { executionId: final.id, error: describeCause(error) });

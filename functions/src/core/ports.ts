@@ -1,5 +1,6 @@
 import type { ResolvedModel } from "./catalog.js";
 import type { Execution } from "./execution.js";
+import type { LimitSettings } from "./limits.js";
 import type { GenerationParams } from "./request.js";
 import type { ChatMessage, PromptTemplate } from "./templates.js";
 import type { ProviderUsage } from "./usage.js";
@@ -25,11 +26,33 @@ export interface ModelClient {
   stream(request: ModelRequest): AsyncIterable<ModelChunk>;
 }
 
+export interface AdmissionRequest {
+  uid: string;
+  /** The `running` record to create. Its id is derived from the requestId when there is one. */
+  execution: Execution;
+  reserveMicros: number;
+  /** When the reservation counts as abandoned. */
+  expireAt: number;
+  limits: LimitSettings;
+  now: number;
+}
+
+/** What the store needs back at settlement to release what admission took. */
+export interface AdmissionTicket {
+  globalShard?: number;
+}
+
+export type Admission = { kind: "admitted"; ticket: AdmissionTicket } | { kind: "replay"; execution: Execution };
+
 export interface ExecutionStore {
-  /** Writes the `running` record. */
-  create(uid: string, execution: Execution): Promise<void>;
-  /** Writes the final record, whole. Called after `create` has settled. */
-  finish(uid: string, execution: Execution): Promise<void>;
+  /**
+   * Atomically (one transaction): idempotency, rate and concurrency limits, budget
+   * reservations (user and global), reclaiming abandoned reservations, and the `running`
+   * record. Throws `rate_limited`, `budget_exceeded`, `in_progress` or `idempotency_conflict`.
+   */
+  admit(request: AdmissionRequest): Promise<Admission>;
+  /** Atomically (one commit): the final record, the usage ledger, and the release of the reservations. */
+  finish(uid: string, execution: Execution, ticket: AdmissionTicket): Promise<void>;
 }
 
 export interface PromptStore {

@@ -26,6 +26,14 @@ const settings: PipelineSettings = {
   retry: { maxRetries: 3, baseDelayMs: 5, maxDelayMs: 20 },
   historyTtlDays: 30,
   logPrompts: false,
+  limits: {
+    perMinute: 1_000,
+    maxConcurrent: 100,
+    defaultMonthlyBudgetUsd: null,
+    globalMonthlyBudgetUsd: null,
+    globalShards: 4,
+    reservationGraceMs: 1_000,
+  },
 };
 
 function setup(options: { catalog?: Catalog; settings?: Partial<PipelineSettings> } = {}) {
@@ -268,14 +276,14 @@ describe("executePrompt: failures end with a finished record", () => {
     expect(logger.entries.at(-1)).toMatchObject({ level: "error", fields: { cause: "TypeError: cannot read properties of undefined" } });
   });
 
-  it("still writes the final record when the running one could not be written", async () => {
-    const { deps, run, executions, logger } = setup();
-    deps.executions.create = async () => {
+  it("when admission cannot be written, fails without calling the provider", async () => {
+    const { deps, fail, executions } = setup();
+    deps.executions.admit = async () => {
       throw new Error("firestore unavailable");
     };
-    await run(ask("local-mini"));
-    expect(executions.get("alice", "exec1")?.status).toBe("succeeded");
-    expect(logger.entries.some((e) => e.message === "execution.create_failed")).toBe(true);
+    expect((await fail(ask("local-mini"))).category).toBe("internal");
+    expect(executions.records.size).toBe(0);
+    expect(provider.stats().requests).toBe(0);
   });
 });
 

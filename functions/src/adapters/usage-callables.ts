@@ -1,0 +1,50 @@
+import type { CallableRequest } from "firebase-functions/https";
+import { ExecutionError } from "../core/errors.js";
+import type { LimitSettings } from "../core/limits.js";
+import { parseOrThrow } from "../core/request.js";
+import {
+  getUsageRequestSchema,
+  setUserBudgetRequestSchema,
+  usageReport,
+  type BudgetWriter,
+  type UsageReader,
+  type UsageReport,
+} from "../core/usage-report.js";
+import { requireCaller } from "./execute-prompt-callable.js";
+import { toHttpsError } from "./https-error.js";
+
+export interface UsageCallableOptions {
+  repo: () => UsageReader & BudgetWriter;
+  limits: () => LimitSettings;
+  enforceAppCheck: () => boolean;
+  now?: () => number;
+}
+
+/** `getUsage`: the caller's own day and month, budget and rate-limit headroom. */
+export function createGetUsageHandler(options: UsageCallableOptions) {
+  return async (request: CallableRequest<unknown>): Promise<UsageReport> => {
+    try {
+      const uid = requireCaller(request, options.enforceAppCheck());
+      parseOrThrow(getUsageRequestSchema, request.data);
+      const now = options.now?.() ?? Date.now();
+      return usageReport(await options.repo().read(uid, now), options.limits(), now);
+    } catch (error) {
+      throw toHttpsError(error);
+    }
+  };
+}
+
+/** `setUserBudget`: admins (custom claim `admin: true`) set one user's monthly budget; null = no limit. */
+export function createSetUserBudgetHandler(options: UsageCallableOptions) {
+  return async (request: CallableRequest<unknown>): Promise<{ uid: string; monthlyUsd: number | null }> => {
+    try {
+      requireCaller(request, options.enforceAppCheck());
+      if (request.auth?.token.admin !== true) throw new ExecutionError("permission_denied", "Only admins may set budgets.");
+      const { uid, monthlyUsd } = parseOrThrow(setUserBudgetRequestSchema, request.data);
+      await options.repo().setMonthlyBudget(uid, monthlyUsd);
+      return { uid, monthlyUsd };
+    } catch (error) {
+      throw toHttpsError(error);
+    }
+  };
+}

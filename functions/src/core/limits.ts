@@ -1,0 +1,191 @@
+import type { ResolvedModel } from "./catalog.js";
+import { computeCost } from "./cost.js";
+import { ExecutionError } from "./errors.js";
+import type { ChatMessage } from "./templates.js";
+
+/**
+ * Admission: the per-user rate limit, concurrency limit and budgets, decided from state
+ * that the stores read and write atomically (a Firestore transaction, or a lock in memory).
+ * Nothing here lives in process memory, so limits hold across instances.
+ */
+
+/** Money held back for one running execution, released when it settles. */
+export interface Reservation {
+  micros: number;
+  /** Epoch ms after which the execution is presumed dead and the reservation reclaimed. */
+  expireAt: number;
+  /** The global-budget shard that holds the same amount, when a global budget is set. */
+  globalShard?: number;
+}
+
+export interface LimitSettings {
+  perMinute: number;
+  maxConcurrent: number;
+  /** USD per user per month when the user has no override; null = no limit. */
+  defaultMonthlyBudgetUsd: number | null;
+  /** USD for everyone together per month; null = no limit. */
+  globalMonthlyBudgetUsd: number | null;
+  /** Shards of the global ledger (and of the global budget). */
+  globalShards: number;
+  /** Added to an execution's time limit before its reservation counts as abandoned. */
+  reservationGraceMs: number;
+}
+
+/** What admission needs to know about one user. */
+export interface AccountState {
+  /** The override set by `setUserBudget`: a number, null (no limit), or undefined (use the default). */
+  monthlyBudgetUsd?: number | null;
+  /** Settled cost this month (the usage ledger). */
+  spentMicros: number;
+  reservations: Record<string, Reservation>;
+  /** Admission times within the last minute, oldest first. */
+  recent: number[];
+}
+
+export interface GlobalShardState {
+  index: number;
+  spentMicros: number;
+  reservations: Record<string, Reservation>;
+}
+
+export interface AdmissionDecision {
+  reservations: Record<string, Reservation>;
+  recent: number[];
+  /** Executions whose reservations expired: presumed dead, to be finished as failed. */
+  expired: string[];
+  /** The global shard charged, with its new reservations, when a global budget applies. */
+  globalShard?: { index: number; reservations: Record<string, Reservation> };
+}
+
+export const RATE_WINDOW_MS = 60_000;
+/** How long a client should wait before asking again when all its slots are busy. */
+export const CONCURRENCY_RETRY_MS = 1_000;
+
+const usd = (micros: number) => `$${(micros / 1_000_000).toFixed(2)}`;
+const toMicros = (dollars: number) => Math.round(dollars * 1_000_000);
+
+export function effectiveBudgetMicros(account: Pick<AccountState, "monthlyBudgetUsd">, settings: LimitSettings): number | null {
+  const dollars = account.monthlyBudgetUsd === undefined ? settings.defaultMonthlyBudgetUsd : account.monthlyBudgetUsd;
+  return dollars === null ? null : toMicros(dollars);
+}
+
+/** Splits reservations into live ones and expired ones (executions presumed dead). */
+export function partitionReservations(reservations: Record<string, Reservation>, now: number) {
+  const live: Record<string, Reservation> = {};
+  const expired: string[] = [];
+  let reservedMicros = 0;
+  for (const [id, reservation] of Object.entries(reservations)) {
+    if (reservation.expireAt <= now) {
+      expired.push(id);
+    } else {
+      live[id] = reservation;
+      reservedMicros += reservation.micros;
+    }
+  }
+  return { live, expired, reservedMicros };
+}
+
+export function recentWithinWindow(recent: readonly number[], now: number): number[] {
+  return recent.filter((t) => t > now - RATE_WINDOW_MS).sort((a, b) => a - b);
+}
+
+/** Remaining budget in micros after settled spending and live reservations; null = no limit. */
+export function remainingMicros(account: AccountState, settings: LimitSettings, now: number): number | null {
+  const budget = effectiveBudgetMicros(account, settings);
+  if (budget === null) return null;
+  return budget - account.spentMicros - partitionReservations(account.reservations, now).reservedMicros;
+}
+
+/**
+ * Decides whether one more execution may start, in this order: requests per minute,
+ * concurrent executions, the user's monthly budget, the global monthly budget. The amount
+ * reserved is the execution's worst-case cost, so concurrent requests can never together
+ * spend more than the budget (beyond what an estimate can miss). Expired reservations are
+ * reclaimed on the way. Throws `rate_limited` (with an honest retryAfterMs) or `budget_exceeded`.
+ */
+export function decideAdmission(input: {
+  executionId: string;
+  now: number;
+  reserveMicros: number;
+  expireAt: number;
+  account: AccountState;
+  /** The global shards read (one or two), when a global budget is set. */
+  globalShards?: GlobalShardState[];
+  settings: LimitSettings;
+}): AdmissionDecision {
+  const { now, settings, account } = input;
+  const recent = recentWithinWindow(account.recent, now);
+  if (recent.length >= settings.perMinute) {
+    throw new ExecutionError("rate_limited", `At most ${settings.perMinute} requests a minute; retry later.`, {
+      retryAfterMs: recent[recent.length - settings.perMinute]! + RATE_WINDOW_MS - now,
+    });
+  }
+  const { live, expired, reservedMicros } = partitionReservations(account.reservations, now);
+  if (Object.keys(live).length >= settings.maxConcurrent) {
+    throw new ExecutionError("rate_limited", `At most ${settings.maxConcurrent} executions at once; retry when one finishes.`, {
+      retryAfterMs: CONCURRENCY_RETRY_MS,
+    });
+  }
+  const budget = effectiveBudgetMicros(account, settings);
+  if (budget !== null && account.spentMicros + reservedMicros + input.reserveMicros > budget) {
+    const left = Math.max(0, budget - account.spentMicros - reservedMicros);
+    throw new ExecutionError(
+      "budget_exceeded",
+      `This month's budget of ${usd(budget)} cannot cover this request (${usd(left)} left, up to ${usd(input.reserveMicros)} needed).`,
+    );
+  }
+
+  let globalShard: AdmissionDecision["globalShard"];
+  if (settings.globalMonthlyBudgetUsd !== null && input.globalShards && input.globalShards.length > 0) {
+    const allowance = Math.floor(toMicros(settings.globalMonthlyBudgetUsd) / settings.globalShards);
+    const candidates = input.globalShards.map((shard) => {
+      const { live: shardLive, reservedMicros: shardReserved } = partitionReservations(shard.reservations, now);
+      return { shard, live: shardLive, room: allowance - shard.spentMicros - shardReserved };
+    });
+    const best = candidates.reduce((a, b) => (b.room > a.room ? b : a));
+    if (best.room < input.reserveMicros) {
+      throw new ExecutionError("budget_exceeded", "The service's monthly budget is spent; try again next month.");
+    }
+    globalShard = {
+      index: best.shard.index,
+      reservations: { ...best.live, [input.executionId]: { micros: input.reserveMicros, expireAt: input.expireAt } },
+    };
+  }
+
+  const reservation: Reservation = {
+    micros: input.reserveMicros,
+    expireAt: input.expireAt,
+    ...(globalShard ? { globalShard: globalShard.index } : {}),
+  };
+  return {
+    reservations: { ...live, [input.executionId]: reservation },
+    recent: [...recent, now],
+    expired,
+    ...(globalShard ? { globalShard } : {}),
+  };
+}
+
+/**
+ * The most an execution can cost: its input counted conservatively (2 characters a token,
+ * where English averages 4) plus `maxTokens` (or the model's maximum) of output, on the
+ * most expensive of the models it may fall back to.
+ */
+export function worstCaseMicros(messages: readonly ChatMessage[], candidates: readonly ResolvedModel[], maxTokens?: number): number {
+  const inputTokens = messages.reduce((sum, m) => sum + Math.ceil(m.content.length / 2) + 4, 0);
+  let worst = 0;
+  for (const model of candidates) {
+    const outputTokens = Math.min(maxTokens ?? model.spec.maxOutputTokens, model.spec.maxOutputTokens);
+    const cost = computeCost(
+      { inputTokens, outputTokens, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: inputTokens + outputTokens, estimated: true },
+      model.spec.price,
+    );
+    worst = Math.max(worst, cost.micros);
+  }
+  return worst;
+}
+
+/** UTC periods of the usage ledger: `YYYY-MM-DD` and `YYYY-MM`. */
+export function usagePeriods(at: number): { day: string; month: string } {
+  const iso = new Date(at).toISOString();
+  return { day: iso.slice(0, 10), month: iso.slice(0, 7) };
+}

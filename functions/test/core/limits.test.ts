@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import { catalog } from "../../src/config/catalog.js";
+import {
+  decideAdmission,
+  remainingMicros,
+  usagePeriods,
+  worstCaseMicros,
+  type AccountState,
+  type GlobalShardState,
+  type LimitSettings,
+} from "../../src/core/limits.js";
+
+const settings: LimitSettings = {
+  perMinute: 3,
+  maxConcurrent: 2,
+  defaultMonthlyBudgetUsd: 1,
+  globalMonthlyBudgetUsd: null,
+  globalShards: 4,
+  reservationGraceMs: 1_000,
+};
+const empty: AccountState = { spentMicros: 0, reservations: {}, recent: [] };
+const now = 1_000_000;
+const admit = (account: AccountState, extra: Partial<Parameters<typeof decideAdmission>[0]> = {}) =>
+  decideAdmission({ executionId: "new", now, reserveMicros: 100_000, expireAt: now + 60_000, account, settings, ...extra });
+
+describe("decideAdmission", () => {
+  it("admits within every limit, reserving and counting the request", () => {
+    const decision = admit(empty);
+    expect(decision.reservations).toEqual({ new: { micros: 100_000, expireAt: now + 60_000 } });
+    expect(decision.recent).toEqual([now]);
+    expect(decision.expired).toEqual([]);
+  });
+
+  it("limits requests per minute, saying when the oldest leaves the window", () => {
+    const account = { ...empty, recent: [now - 50_000, now - 20_000, now - 1_000] };
+    expect(() => admit(account)).toThrow(expect.objectContaining({ category: "rate_limited", retryAfterMs: 10_000 }));
+    // one of them outside the window: admitted
+    expect(admit({ ...account, recent: [now - 61_000, now - 20_000, now - 1_000] }).recent).toEqual([now - 20_000, now - 1_000, now]);
+  });
+
+  it("limits concurrent executions, ignoring expired reservations, which it reclaims", () => {
+    const busy = { ...empty, reservations: { a: { micros: 1, expireAt: now + 5 }, b: { micros: 1, expireAt: now + 5 } } };
+    expect(() => admit(busy)).toThrow(expect.objectContaining({ category: "rate_limited", retryAfterMs: 1_000 }));
+    const oneDead = { ...empty, reservations: { a: { micros: 1, expireAt: now + 5 }, dead: { micros: 500_000, expireAt: now - 1 } } };
+    const decision = admit(oneDead);
+    expect(decision.expired).toEqual(["dead"]);
+    expect(Object.keys(decision.reservations).sort()).toEqual(["a", "new"]);
+  });
+
+  it("refuses what the budget cannot cover counting spent and reserved money, naming the amounts", () => {
+    const account = { ...empty, spentMicros: 700_000, reservations: { a: { micros: 250_000, expireAt: now + 5 } } };
+    expect(() => admit(account)).toThrow(expect.objectContaining({ category: "budget_exceeded", retryable: false }));
+    expect(() => admit(account)).toThrow(/\$1\.00 .*\$0\.05 left/);
+    expect(admit(account, { reserveMicros: 50_000 }).reservations.new!.micros).toBe(50_000);
+  });
+
+  it("uses the user's override over the default; null means no limit", () => {
+    expect(() => admit({ ...empty, monthlyBudgetUsd: 0.05 })).toThrow(expect.objectContaining({ category: "budget_exceeded" }));
+    expect(admit({ ...empty, monthlyBudgetUsd: null, spentMicros: 9e12 }).reservations.new).toBeDefined();
+    expect(remainingMicros({ ...empty, monthlyBudgetUsd: null }, settings, now)).toBeNull();
+    expect(remainingMicros({ ...empty, spentMicros: 100 }, settings, now)).toBe(999_900);
+  });
+
+  it("with a global budget, reserves on the roomier of the shards read, and refuses when neither has room", () => {
+    const global = { ...settings, globalMonthlyBudgetUsd: 4 }; // $1 per shard
+    const shards: GlobalShardState[] = [
+      { index: 2, spentMicros: 950_000, reservations: {} },
+      { index: 3, spentMicros: 100_000, reservations: { x: { micros: 100_000, expireAt: now + 9 } } },
+    ];
+    const decision = admit(empty, { settings: global, globalShards: shards });
+    expect(decision.globalShard?.index).toBe(3);
+    expect(decision.reservations.new!.globalShard).toBe(3);
+    expect(Object.keys(decision.globalShard!.reservations).sort()).toEqual(["new", "x"]);
+    const full = shards.map((s) => ({ ...s, spentMicros: 990_000 }));
+    expect(() => admit(empty, { settings: global, globalShards: full })).toThrow(
+      expect.objectContaining({ category: "budget_exceeded", message: expect.stringContaining("service") }),
+    );
+  });
+});
+
+describe("worstCaseMicros", () => {
+  it("is conservative input plus maximum output on the dearest candidate", () => {
+    const mini = catalog.resolve("local-mini")!;
+    const pro = catalog.resolve("local-pro")!;
+    const messages = [{ role: "user" as const, content: "x".repeat(100) }];
+    // 54 input tokens; local-mini: 54 × 0.1 + 10 × 0.4 = 9.4 → 9; local-pro: 54 × 1 + 10 × 4 = 94
+    expect(worstCaseMicros(messages, [mini], 10)).toBe(9);
+    expect(worstCaseMicros(messages, [mini, pro], 10)).toBe(94);
+    // without maxTokens: the model's maximum output (4,096 for local-mini)
+    expect(worstCaseMicros(messages, [mini])).toBe(Math.round(54 * 0.1 + 4_096 * 0.4));
+  });
+});
+
+describe("usagePeriods", () => {
+  it("is UTC", () => {
+    expect(usagePeriods(Date.parse("2026-11-30T23:59:59.999Z"))).toEqual({ day: "2026-11-30", month: "2026-11" });
+    expect(usagePeriods(Date.parse("2026-12-01T00:00:00Z"))).toEqual({ day: "2026-12-01", month: "2026-12" });
+  });
+});
