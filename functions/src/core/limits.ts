@@ -117,7 +117,8 @@ export function decideAdmission(input: {
   const recent = recentWithinWindow(account.recent, now);
   if (recent.length >= settings.perMinute) {
     throw new ExecutionError("rate_limited", `At most ${settings.perMinute} requests a minute; retry later.`, {
-      retryAfterMs: recent[recent.length - settings.perMinute]! + RATE_WINDOW_MS - now,
+      // Clamped: a concurrent admission may carry a timestamp a little later than `now`.
+      retryAfterMs: Math.min(RATE_WINDOW_MS, Math.max(0, recent[recent.length - settings.perMinute]! + RATE_WINDOW_MS - now)),
     });
   }
   const { live, expired, reservedMicros } = partitionReservations(account.reservations, now);

@@ -1,0 +1,219 @@
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { firestoreExecutionStore, paths } from "../../src/adapters/executions-repo.js";
+import { firestore } from "../../src/adapters/firestore.js";
+import { openAIModelClient } from "../../src/adapters/openai-model-client.js";
+import { firestorePromptStore } from "../../src/adapters/prompts-repo.js";
+import { firestoreUsageRepo } from "../../src/adapters/usage-repo.js";
+import { catalog } from "../../src/config/catalog.js";
+import type { ExecutionError } from "../../src/core/errors.js";
+import { worstCaseMicros, usagePeriods, type LimitSettings } from "../../src/core/limits.js";
+import { MemoryLogger } from "../../src/core/memory-stores.js";
+import { executePrompt, type PipelineDeps, type PipelineSettings } from "../../src/core/pipeline.js";
+import { adminDb, providerCount } from "../support/firebase.js";
+import { stackEnv } from "../support/stack.js";
+
+/**
+ * Limits hold across instances: two independent pipelines ("instances"), each with its own
+ * store and clients, share only the Firestore emulator. The provider is the local one.
+ */
+
+const generous: LimitSettings = {
+  perMinute: 1_000,
+  maxConcurrent: 1_000,
+  defaultMonthlyBudgetUsd: null,
+  globalMonthlyBudgetUsd: null,
+  globalShards: 4,
+  reservationGraceMs: 60_000,
+};
+
+function instance(limits: Partial<LimitSettings> = {}): PipelineDeps {
+  const settings: PipelineSettings = {
+    defaultFallbackModels: [],
+    maxTimeoutMs: 60_000,
+    retry: { maxRetries: 1, baseDelayMs: 10, maxDelayMs: 50 },
+    historyTtlDays: 1,
+    logPrompts: false,
+    limits: { ...generous, ...limits },
+  };
+  return {
+    catalog,
+    modelClient: (p) => (p.id === "local" ? openAIModelClient(p, { baseUrl: stackEnv().providerUrl, apiKey: "" }) : undefined),
+    executions: firestoreExecutionStore(firestore, { globalShards: settings.limits.globalShards }),
+    prompts: firestorePromptStore(firestore),
+    settings: () => settings,
+    newId: () => randomUUID().replaceAll("-", "").slice(0, 20),
+    logger: new MemoryLogger(),
+  };
+}
+
+const user = () => `limits-${randomUUID().slice(0, 8)}`;
+const ask = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: "user", content: "hi" }], ...extra });
+
+/** Runs calls in parallel, alternating between instances, and sorts the outcomes. */
+async function burst(instances: PipelineDeps[], uid: string, inputs: unknown[]) {
+  const outcomes = await Promise.allSettled(inputs.map((input, i) => executePrompt(instances[i % instances.length]!, input, { uid })));
+  const errors = outcomes.flatMap((o) => (o.status === "rejected" ? [o.reason as ExecutionError] : []));
+  const results = outcomes.flatMap((o) => (o.status === "fulfilled" ? [o.value] : []));
+  return { results, errors, categories: errors.map((e) => e.category) };
+}
+
+async function records(uid: string) {
+  return (await adminDb().collection(`users/${uid}/executions`).get()).docs.map((d) => ({ id: d.id, ...d.data() })) as {
+    id: string;
+    status: string;
+    cost: { micros: number } | null;
+  }[];
+}
+
+async function ledger(uid: string, period: string) {
+  return (await adminDb().doc(paths.usage(uid, period)).get()).data() ?? {};
+}
+
+async function reservations(uid: string): Promise<Record<string, unknown>> {
+  return ((await adminDb().doc(paths.limits(uid)).get()).data()?.reservations as Record<string, unknown>) ?? {};
+}
+
+describe("budget under concurrency (two instances, one Firestore)", () => {
+  it("50 parallel requests against a budget that fits 10 reservations: exactly 10 run, 40 refused, ledger = records", async () => {
+    const uid = user();
+    const model = `local-pro+deltas=30,interval=300,key=${uid}`;
+    const reserve = worstCaseMicros([{ role: "user", content: "hi" }], [catalog.resolve(model)!], 30);
+    await firestoreUsageRepo(firestore).setMonthlyBudget(uid, (10 * reserve) / 1_000_000);
+
+    const { results, categories } = await burst([instance(), instance()], uid, Array.from({ length: 50 }, () => ask(model, { params: { maxTokens: 30 } })));
+
+    expect(results).toHaveLength(10);
+    expect(categories).toEqual(Array.from({ length: 40 }, () => "budget_exceeded"));
+    expect(await providerCount(uid)).toBe(10);
+    const saved = await records(uid);
+    expect(saved).toHaveLength(10);
+    const spent = saved.reduce((sum, r) => sum + r.cost!.micros, 0);
+    expect(spent).toBeLessThanOrEqual(10 * reserve);
+    const month = await ledger(uid, usagePeriods(Date.now()).month);
+    expect(month).toMatchObject({ requests: 10, succeeded: 10, failed: 0, costMicros: spent });
+    expect(await ledger(uid, usagePeriods(Date.now()).day)).toMatchObject({ requests: 10, costMicros: spent });
+    expect(await reservations(uid)).toEqual({});
+  });
+});
+
+describe("rate limits across instances", () => {
+  it("requests per minute: 12 at once with a limit of 5 → 5 run, 7 are told when to come back", async () => {
+    const uid = user();
+    const { results, errors } = await burst([instance({ perMinute: 5 }), instance({ perMinute: 5 })], uid, Array.from({ length: 12 }, () => ask("local-mini")));
+    expect(results).toHaveLength(5);
+    expect(errors).toHaveLength(7);
+    for (const error of errors) {
+      expect(error).toMatchObject({ category: "rate_limited", retryable: true });
+      expect(error.retryAfterMs).toBeGreaterThan(0);
+      expect(error.retryAfterMs).toBeLessThanOrEqual(60_000);
+    }
+    expect(await ledger(uid, usagePeriods(Date.now()).month)).toMatchObject({ requests: 5 });
+  });
+
+  it("concurrent executions: 10 long ones at once with a limit of 3 → 3 run, 7 refused with retryAfterMs", async () => {
+    const uid = user();
+    const inputs = Array.from({ length: 10 }, () => ask(`local-mini+deltas=10,interval=200,key=${uid}`));
+    const { results, errors } = await burst([instance({ maxConcurrent: 3 }), instance({ maxConcurrent: 3 })], uid, inputs);
+    expect(results).toHaveLength(3);
+    expect(errors.map((e) => [e.category, e.retryAfterMs])).toEqual(Array.from({ length: 7 }, () => ["rate_limited", 1_000]));
+    expect(await reservations(uid)).toEqual({});
+  });
+});
+
+describe("global budget", () => {
+  it("reserves on a shard and releases it at settlement; refuses everyone once the service budget cannot cover a request", async () => {
+    const uid = user();
+    const ample = instance({ globalMonthlyBudgetUsd: 1_000, globalShards: 4 });
+    await executePrompt(ample, ask("local-mini"), { uid });
+    const month = usagePeriods(Date.now()).month;
+    const shards = await adminDb().collection(`globalUsage/${month}/shards`).get();
+    for (const shard of shards.docs) expect(Object.keys(shard.data().reservations ?? {})).not.toContain(uid);
+    expect(shards.docs.reduce((n, d) => n + (d.data().requests ?? 0), 0)).toBeGreaterThanOrEqual(1);
+
+    const tiny = instance({ globalMonthlyBudgetUsd: 0.000001 });
+    const { categories } = await burst([tiny], user(), [ask("local-mini")]);
+    expect(categories).toEqual(["budget_exceeded"]);
+  });
+});
+
+describe("idempotency across instances", () => {
+  it("the same requestId 20 times in parallel: one provider call, one record, one charge", async () => {
+    const uid = user();
+    const requestId = `req-${randomUUID()}`;
+    const input = ask(`local-mini+deltas=5,interval=100,key=${requestId}`, { requestId });
+    const { results, errors } = await burst([instance(), instance()], uid, Array.from({ length: 20 }, () => input));
+
+    expect(await providerCount(requestId)).toBe(1);
+    expect(results.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(results.map((r) => r.executionId))).toEqual(new Set([`rq_${requestId}`]));
+    for (const error of errors) expect(error).toMatchObject({ category: "in_progress", retryable: true, retryAfterMs: 1_000 });
+    const saved = await records(uid);
+    expect(saved).toHaveLength(1);
+    const month = await ledger(uid, usagePeriods(Date.now()).month);
+    expect(month).toMatchObject({ requests: 1, costMicros: saved[0]!.cost!.micros });
+
+    // Finished: a repeat is answered from the record, with no call and no charge.
+    const again = await executePrompt(instance(), input, { uid });
+    expect(again).toEqual(results[0]);
+    expect(await providerCount(requestId)).toBe(1);
+    expect(await ledger(uid, usagePeriods(Date.now()).month)).toMatchObject({ requests: 1 });
+
+    // The same id with a different request is refused.
+    const conflict = await executePrompt(instance(), { ...input, messages: [{ role: "user", content: "other" }] }, { uid }).catch((e) => e);
+    expect(conflict).toMatchObject({ category: "idempotency_conflict", code: "already-exists" });
+  });
+
+  it("a repeat after a retryable failure runs again under the same record", async () => {
+    const uid = user();
+    const requestId = `req-${randomUUID()}`;
+    const failing = ask(`local-mini+fail=unavailable,times=2,key=${requestId}`, { requestId });
+    await expect(executePrompt(instance(), failing, { uid })).rejects.toMatchObject({ category: "provider_unavailable" });
+    const result = await executePrompt(instance(), failing, { uid });
+    expect(result.executionId).toBe(`rq_${requestId}`);
+    expect((await records(uid))[0]).toMatchObject({ status: "succeeded" });
+    expect(await ledger(uid, usagePeriods(Date.now()).month)).toMatchObject({ requests: 2, failed: 1, succeeded: 1 });
+  });
+});
+
+describe("a crash between reservation and settlement", () => {
+  it("leaves no permanent reservation: the next admission reclaims it and closes the dead record", async () => {
+    const root = fileURLToPath(new URL("../../..", import.meta.url));
+    const host = spawn(process.execPath, ["--import", "tsx", "scripts/functions-host.ts"], {
+      cwd: root,
+      env: { ...process.env, RESERVATION_GRACE_MS: "300" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    host.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    const exited = new Promise((resolve) => host.once("exit", resolve));
+    await expect.poll(() => /listening on (\S+)/.exec(out)?.[1], { timeout: 30_000 }).toBeDefined();
+    const url = /listening on (\S+)/.exec(out)![1]!;
+
+    const signUp = await fetch(`http://${stackEnv().authHost}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=any`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ returnSecureToken: true }),
+    });
+    const { idToken, localId: uid } = (await signUp.json()) as { idToken: string; localId: string };
+    void fetch(`${url}/executePrompt`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${idToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ data: { ...ask("local-mini+fail=hang"), timeoutMs: 1_000 } }),
+    }).catch(() => undefined);
+    await expect.poll(async () => Object.keys(await reservations(uid)).length, { timeout: 20_000 }).toBe(1);
+    const [deadId] = Object.keys(await reservations(uid));
+
+    host.kill("SIGKILL"); // no handler runs: the reservation and the running record stay behind
+    await exited;
+    expect((await records(uid)).find((r) => r.id === deadId)?.status).toBe("running");
+
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // past the reservation's expiry
+    await executePrompt(instance(), ask("local-mini"), { uid });
+    expect(Object.keys(await reservations(uid))).toEqual([]);
+    expect((await records(uid)).find((r) => r.id === deadId)).toMatchObject({ status: "failed" });
+    expect(await ledger(uid, usagePeriods(Date.now()).month)).toMatchObject({ requests: 2, failed: 1, succeeded: 1 });
+  });
+});
