@@ -1,10 +1,14 @@
 import { onCall, onRequest } from "firebase-functions/https";
+import { onSchedule } from "firebase-functions/scheduler";
 import { setGlobalOptions } from "firebase-functions/options";
 import { enforceAppCheck, providerSecrets } from "./config/params.js";
 import { createExecutePromptHandler } from "./adapters/execute-prompt-callable.js";
 import { firestore } from "./adapters/firestore.js";
 import { handleApiRequest } from "./adapters/http-api.js";
-import { limitsFromParams, productionDeps } from "./adapters/pipeline-deps.js";
+import { cloudLogger } from "./adapters/logger.js";
+import { limitsFromParams, productionDeps, productionStore } from "./adapters/pipeline-deps.js";
+import { sweepAbandonedExecutions } from "./adapters/sweeper.js";
+import { maxRequestTimeoutMs, reservationGraceMs } from "./config/params.js";
 import { createGetUsageHandler, createSetUserBudgetHandler } from "./adapters/usage-callables.js";
 import { firestoreUsageRepo } from "./adapters/usage-repo.js";
 
@@ -34,3 +38,12 @@ export const getUsage = onCall(bookkeeping, createGetUsageHandler(usageOptions))
 
 /** Admins set a user's monthly budget (API.md, "setUserBudget"). */
 export const setUserBudget = onCall(bookkeeping, createSetUserBudgetHandler(usageOptions));
+
+/** Closes executions whose instance died, for users who send nothing more (docs/operations.md). */
+export const sweepAbandoned = onSchedule({ schedule: "every 10 minutes", ...bookkeeping, timeoutSeconds: 300 }, async () => {
+  await sweepAbandonedExecutions(firestore, productionStore(), {
+    now: Date.now(),
+    olderThanMs: maxRequestTimeoutMs.value() + reservationGraceMs.value(),
+    logger: cloudLogger,
+  });
+});

@@ -2,7 +2,7 @@ import type { DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Fir
 import type { Execution } from "../core/execution.js";
 import { idempotencyDecision } from "../core/idempotency.js";
 import { abandoned, ABANDONED_DELTA, usageDelta, type UsageTotals } from "../core/ledger.js";
-import { decideAdmission, usagePeriods, type AccountState, type GlobalShardState, type Reservation } from "../core/limits.js";
+import { decideAdmission, partitionReservations, usagePeriods, type AccountState, type GlobalShardState, type Reservation } from "../core/limits.js";
 import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore } from "../core/ports.js";
 
 /**
@@ -94,7 +94,15 @@ function ledgerIncrements(delta: UsageTotals, increment: (n: number) => unknown)
   };
 }
 
-export function firestoreExecutionStore(db: Db, options: { globalShards: number }): ExecutionStore {
+export interface FirestoreExecutionStore extends ExecutionStore {
+  /**
+   * Closes a user's abandoned executions: those whose reservation expired, and the given
+   * stale `running` records that hold no live reservation. Returns the ids closed.
+   */
+  reclaimAbandoned(uid: string, now: number, staleIds: readonly string[]): Promise<string[]>;
+}
+
+export function firestoreExecutionStore(db: Db, options: { globalShards: number }): FirestoreExecutionStore {
   let loaded: FieldValues | undefined;
   // Loaded with Firestore itself, on first use, not at cold start.
   const fieldValues = async () => (loaded ??= (await import("firebase-admin/firestore")).FieldValue);
@@ -178,6 +186,32 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
         try {
           await batch.commit();
           return { kind: "admitted", ticket: decision.globalShard ? { globalShard: decision.globalShard.index } : {} };
+        } catch (error) {
+          if (!lostRace(error) || attempt >= ADMISSION_ATTEMPTS) throw error;
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
+        }
+      }
+    },
+
+    async reclaimAbandoned(uid: string, now: number, staleIds: readonly string[]): Promise<string[]> {
+      const firestore = await db();
+      const FV = await fieldValues();
+      const doc = (path: string) => firestore.doc(path);
+      for (let attempt = 1; ; attempt++) {
+        const [limitsSnap, ...records] = await firestore.getAll(doc(paths.limits(uid)), ...staleIds.map((id) => doc(paths.execution(uid, id))));
+        const { live, expired } = partitionReservations(reservationsOf(limitsSnap!.data()), now);
+        const orphans = records.filter((r) => r.exists && r.data()?.status === "running" && !(r.id in live)).map((r) => r.id);
+        const closing = [...new Set([...expired, ...orphans])];
+        if (closing.length === 0) return [];
+        const batch = firestore.batch();
+        if (limitsSnap!.exists) batch.update(limitsSnap!.ref, { reservations: live }, { lastUpdateTime: limitsSnap!.updateTime! });
+        for (const id of closing) {
+          batch.set(doc(paths.execution(uid, id)), abandoned(new Date(now)), { merge: true });
+          addToLedger((ref, data) => batch.set(ref, data, { merge: true }), doc, uid, ABANDONED_DELTA, now, randomShard(), FV);
+        }
+        try {
+          await batch.commit();
+          return closing;
         } catch (error) {
           if (!lostRace(error) || attempt >= ADMISSION_ATTEMPTS) throw error;
           await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));

@@ -20,7 +20,7 @@ import {
   retryMaxRetries,
 } from "../config/params.js";
 import { providerConnection, resolveDefaultModelId } from "../config/providers.js";
-import { firestoreExecutionStore } from "./executions-repo.js";
+import { firestoreExecutionStore, type FirestoreExecutionStore } from "./executions-repo.js";
 import { firestore } from "./firestore.js";
 import { cloudLogger } from "./logger.js";
 import { openAIModelClient } from "./openai-model-client.js";
@@ -79,6 +79,13 @@ function modelClients(): (provider: ProviderSpec) => ModelClient | undefined {
   };
 }
 
+let store: FirestoreExecutionStore | undefined;
+
+export function productionStore(): FirestoreExecutionStore {
+  store ??= firestoreExecutionStore(firestore, { globalShards: GLOBAL_LEDGER_SHARDS });
+  return store;
+}
+
 let deps: PipelineDeps | undefined;
 
 /** The pipeline wired to Firestore, the openai SDK and deploy-time params; built on first use. */
@@ -86,7 +93,7 @@ export function productionDeps(): PipelineDeps {
   deps ??= {
     catalog,
     modelClient: modelClients(),
-    executions: firestoreExecutionStore(firestore, { globalShards: GLOBAL_LEDGER_SHARDS }),
+    executions: productionStore(),
     prompts: firestorePromptStore(firestore),
     settings: settingsFromParams,
     newId: newExecutionId,

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { firestoreExecutionStore, paths } from "../../src/adapters/executions-repo.js";
 import { firestore } from "../../src/adapters/firestore.js";
+import { sweepAbandonedExecutions } from "../../src/adapters/sweeper.js";
 import { openAIModelClient } from "../../src/adapters/openai-model-client.js";
 import { firestorePromptStore } from "../../src/adapters/prompts-repo.js";
 import { firestoreUsageRepo } from "../../src/adapters/usage-repo.js";
@@ -215,5 +216,42 @@ describe("a crash between reservation and settlement", () => {
     expect(Object.keys(await reservations(uid))).toEqual([]);
     expect((await records(uid)).find((r) => r.id === deadId)).toMatchObject({ status: "failed" });
     expect(await ledger(uid, usagePeriods(Date.now()).month)).toMatchObject({ requests: 2, failed: 1, succeeded: 1 });
+  });
+});
+
+describe("the scheduled sweeper", () => {
+  it("closes the abandoned executions of users who never come back, releasing their reservations", async () => {
+    const uid = user();
+    const store = firestoreExecutionStore(firestore, { globalShards: 4 });
+    const now = Date.now();
+    const running = {
+      id: "abandoned1",
+      status: "running" as const,
+      model: "local-mini",
+      provider: "local",
+      input: [],
+      inputTruncated: false,
+      output: "",
+      outputTruncated: false,
+      finishReason: null,
+      usage: null,
+      cost: null,
+      attempts: [],
+      createdAt: new Date(now - 10_000),
+      completedAt: null,
+      latencyMs: null,
+      ttftMs: null,
+      expireAt: new Date(now + 86_400_000),
+    };
+    await store.admit({ uid, execution: running, reserveMicros: 500, expireAt: now - 1, limits: generous, now: now - 10_000 });
+    expect(Object.keys(await reservations(uid))).toEqual(["abandoned1"]);
+
+    const result = await sweepAbandonedExecutions(firestore, store, { now, olderThanMs: 5_000, logger: new MemoryLogger() });
+    expect(result.closed).toBeGreaterThanOrEqual(1);
+    expect(await reservations(uid)).toEqual({});
+    expect((await records(uid))[0]).toMatchObject({ status: "failed" });
+    expect(await ledger(uid, usagePeriods(now).month)).toMatchObject({ requests: 1, failed: 1, costMicros: 0 });
+    // Sweeping again finds nothing more for this user.
+    expect(await store.reclaimAbandoned(uid, now, ["abandoned1"])).toEqual([]);
   });
 });

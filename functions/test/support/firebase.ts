@@ -1,14 +1,14 @@
 import { initializeApp as initializeAdmin, getApps as getAdminApps, type App } from "firebase-admin/app";
 import { getFirestore } from "firebase-admin/firestore";
 import { initializeApp, type FirebaseApp } from "firebase/app";
-import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
+import { connectAuthEmulator, getAuth, signInAnonymously, type User } from "firebase/auth";
 import { connectFunctionsEmulator, getFunctions, httpsCallable, type Functions } from "firebase/functions";
 import { stackEnv } from "./stack.js";
 
 let apps = 0;
 
 /** A fresh anonymous user on the Auth emulator, with the firebase web SDK pointed at the Functions emulator. */
-export async function signedInClient(): Promise<{ app: FirebaseApp; uid: string; idToken: string; functions: Functions }> {
+export async function signedInClient(): Promise<{ app: FirebaseApp; uid: string; idToken: string; functions: Functions; user: User }> {
   const env = stackEnv();
   const app = initializeApp({ projectId: env.project, apiKey: "fake-api-key" }, `client-${process.pid}-${++apps}`);
   const auth = getAuth(app);
@@ -17,7 +17,7 @@ export async function signedInClient(): Promise<{ app: FirebaseApp; uid: string;
   const functions = getFunctions(app, "us-central1");
   const origin = new URL(env.functionsBaseUrl);
   connectFunctionsEmulator(functions, origin.hostname, Number(origin.port));
-  return { app, uid: user.uid, idToken: await user.getIdToken(), functions };
+  return { app, uid: user.uid, idToken: await user.getIdToken(), functions, user };
 }
 
 /** A client without a signed-in user. */
@@ -38,6 +38,13 @@ export function callable<Req = unknown, Res = unknown, Chunk = unknown>(function
 export function adminDb() {
   const app: App = getAdminApps().find((a) => a.name === "test-admin") ?? initializeAdmin({ projectId: stackEnv().project }, "test-admin");
   return getFirestore(app);
+}
+
+/** Gives a user the `admin` custom claim on the Auth emulator; the client must refresh its token after. */
+export async function makeAdmin(uid: string): Promise<void> {
+  const { getAuth: adminAuth } = await import("firebase-admin/auth");
+  adminDb(); // initializes the named admin app
+  await adminAuth(getAdminApps().find((a) => a.name === "test-admin")).setCustomUserClaims(uid, { admin: true });
 }
 
 export async function executionRecord(uid: string, executionId: string) {
