@@ -173,7 +173,9 @@ async function startStack(options: { ports: "fixed" | "free"; echo: boolean }): 
     [firebaseBin, "emulators:start", "--project", PROJECT, "--config", config, "--only", only],
     {
       cwd: ROOT,
-      env: { ...process.env, ...env, FIREBASE_CLI_DISABLE_UPDATE_CHECK: "true" },
+      // NODE_ENV=production as on Cloud Functions: the runtime's Express then answers framework
+      // errors (malformed JSON) without a stack trace, as the deployed service does.
+      env: { ...process.env, ...env, NODE_ENV: "production", FIREBASE_CLI_DISABLE_UPDATE_CHECK: "true" },
       logFile: join(logDir, "firebase.log"),
       echo: options.echo,
       stopSignal: "SIGINT",

@@ -1,4 +1,5 @@
 import type { Firestore } from "firebase-admin/firestore";
+import { adminApp } from "./admin-app.js";
 
 let db: Promise<Firestore> | undefined;
 
@@ -9,11 +10,7 @@ let db: Promise<Firestore> | undefined;
  */
 export function firestore(): Promise<Firestore> {
   db ??= (async () => {
-    const [{ getApps, initializeApp }, { getFirestore }] = await Promise.all([
-      import("firebase-admin/app"),
-      import("firebase-admin/firestore"),
-    ]);
-    const app = getApps()[0] ?? initializeApp();
+    const [app, { getFirestore }] = await Promise.all([adminApp(), import("firebase-admin/firestore")]);
     const instance = getFirestore(app);
     // Not `preferRest`: it cannot reach the emulator without real credentials
     // (googleapis/nodejs-firestore#1811), and tests must run the transport production runs.

@@ -1,9 +1,14 @@
-import type { Request } from "firebase-functions/https";
 import type { Response } from "express";
+import type { Request } from "firebase-functions/https";
+import { ExecutionError } from "../core/errors.js";
 import { catalog } from "../config/catalog.js";
+import { corsOrigins, enforceAppCheck } from "../config/params.js";
 import { providerConnection } from "../config/providers.js";
+import { verifyAppCheck, verifyBearer } from "./auth.js";
 import { firestore } from "./firestore.js";
 import { checkHealth } from "./health.js";
+import { chatCompletions, listModels, sendError } from "./openai-api.js";
+import { productionDeps } from "./pipeline-deps.js";
 
 const HEALTH_FIRESTORE_TIMEOUT_MS = 2_000;
 
@@ -19,8 +24,45 @@ async function health(_req: Request, res: Response): Promise<void> {
   res.status(report.status === "ok" ? 200 : 503).set("cache-control", "no-store").json(report);
 }
 
+/**
+ * CORS for browsers: allowed origins from CORS_ORIGINS (any in the emulator). Returns true
+ * when the request was a preflight and has been answered.
+ */
+export function applyCors(req: Request, res: Response, allowed: string[] | "*"): boolean {
+  const origin = req.headers.origin;
+  const permitted = typeof origin === "string" && (allowed === "*" || allowed.includes(origin));
+  if (permitted) {
+    res.set("access-control-allow-origin", origin);
+    res.set("access-control-expose-headers", "x-execution-id, retry-after, retry-after-ms");
+  }
+  res.vary("origin");
+  if (req.method !== "OPTIONS") return false;
+  if (permitted) {
+    res.set("access-control-allow-methods", "GET, POST, OPTIONS");
+    // Echo what the browser asks for: the openai SDK sends a dozen x-stainless-* headers.
+    res.set("access-control-allow-headers", req.header("access-control-request-headers") ?? "authorization, content-type");
+    res.set("access-control-max-age", "600");
+  }
+  res.status(204).end();
+  return true;
+}
+
+const apiOptions = {
+  deps: productionDeps,
+  enforceAppCheck: () => enforceAppCheck.value(),
+  verifyBearer,
+  verifyAppCheck,
+};
+
 /** The `api` HTTPS function: a small router over the paths of API.md. */
 export async function handleApiRequest(req: Request, res: Response): Promise<void> {
   if (req.path === "/health" && (req.method === "GET" || req.method === "HEAD")) return health(req, res);
-  res.status(404).json({ error: { message: `No route for ${req.method} ${req.path}`, type: "not_found", code: "not-found" } });
+  if (req.path.startsWith("/v1/")) {
+    if (applyCors(req, res, corsOrigins.value())) return;
+    if (req.path === "/v1/chat/completions" && req.method === "POST") return chatCompletions(req, res, apiOptions);
+    if (req.path === "/v1/models" && req.method === "GET") {
+      return listModels(res, catalog, (id) => providerConnection(catalog.provider(id)!) !== undefined);
+    }
+  }
+  sendError(res, new ExecutionError("not_found", `No route for ${req.method} ${req.path}.`));
 }

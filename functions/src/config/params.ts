@@ -75,3 +75,21 @@ export const GLOBAL_LEDGER_SHARDS = 20;
 
 export const defaultUserBudgetUsd = { value: () => dollarsOrNone(defaultUserBudget.value(), defaultUserBudget.name) };
 export const globalBudgetUsd = { value: () => dollarsOrNone(globalBudget.value(), globalBudget.name) };
+
+const corsOriginsParam = string(
+  "CORS_ORIGINS",
+  "",
+  'Origins allowed to call the api function from browsers, comma-separated; "*" = any. Empty = none (any in the emulator).',
+);
+
+/** Allowed browser origins of the `api` function: a list, or "*" for any. */
+export const corsOrigins = {
+  value: (): string[] | "*" => {
+    const raw = corsOriginsParam.value().trim();
+    if (raw === "*" || (raw === "" && process.env.FUNCTIONS_EMULATOR === "true")) return "*";
+    return raw
+      .split(",")
+      .map((o) => o.trim())
+      .filter((o) => o !== "");
+  },
+};

@@ -45,6 +45,8 @@ export interface ExecuteOptions {
   uid: string;
   /** Aborts the execution; its reason (an ExecutionError: cancelled, shutdown) becomes the outcome. */
   signal?: AbortSignal;
+  /** Called once the request is admitted (or found to be a repeat), before the provider is called. */
+  onAdmitted?(executionId: string): void;
   /**
    * Called once, right before the first delta. Nothing reaches the client before output
    * exists, so that a failure before the first token can still be retried or fall back.
@@ -158,6 +160,7 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
       deps.logger.error("execution.admission_failed", { executionId: id, uid: options.uid, cause: describeCause(error) });
       throw new ExecutionError("internal", undefined, { cause: error });
     });
+  options.onAdmitted?.(id);
   if (admission.kind === "replay") return replay(admission.execution, options);
   const ticket: AdmissionTicket = admission.ticket;
 

@@ -1,0 +1,178 @@
+import { z } from "zod";
+import { CATEGORIES, ExecutionError, classifyError } from "./errors.js";
+import type { ExecutionResult } from "./execution.js";
+import { formatPath, LIMITS } from "./request.js";
+import type { Usage } from "./usage.js";
+
+/**
+ * OpenAI's chat completions protocol on top of the pipeline: the request fields we
+ * support (everything else is refused by name, never ignored), and the response, chunk and
+ * error shapes the openai SDKs parse.
+ */
+
+/** Fields of OpenAI's request that this endpoint does not implement, refused with a clear message. */
+const UNSUPPORTED = [
+  "tools",
+  "tool_choice",
+  "functions",
+  "function_call",
+  "parallel_tool_calls",
+  "response_format",
+  "logprobs",
+  "top_logprobs",
+  "logit_bias",
+  "presence_penalty",
+  "frequency_penalty",
+  "seed",
+  "modalities",
+  "audio",
+  "prediction",
+  "reasoning_effort",
+  "service_tier",
+  "store",
+  "metadata",
+  "web_search_options",
+];
+
+const textPart = z.strictObject({ type: z.literal("text"), text: z.string() });
+
+const messageSchema = z.strictObject({
+  role: z.enum(["system", "developer", "user", "assistant"]),
+  content: z.union([z.string(), z.array(textPart).min(1)]),
+});
+
+export const chatCompletionRequestSchema = z.strictObject({
+  model: z.string().min(1).max(200),
+  messages: z.array(messageSchema).min(1).max(LIMITS.messages),
+  stream: z.boolean().optional(),
+  stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullable().optional(),
+  temperature: z.number().min(0).max(2).nullable().optional(),
+  top_p: z.number().gt(0).max(1).nullable().optional(),
+  max_tokens: z.number().int().min(1).nullable().optional(),
+  max_completion_tokens: z.number().int().min(1).nullable().optional(),
+  stop: z.union([z.string().min(1), z.array(z.string().min(1)).max(LIMITS.stopSequences)]).nullable().optional(),
+  n: z.literal(1).nullable().optional(),
+  user: z.string().max(256).optional(),
+  /** Extension: models tried in order when `model` keeps failing. */
+  fallback_models: z.array(z.string().min(1).max(200)).max(LIMITS.fallbackModels).optional(),
+});
+
+export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
+
+/** Validates an OpenAI request body; errors name the field, as `invalid_request_error`s do. */
+export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest {
+  if (!body || typeof body !== "object" || Array.isArray(body)) {
+    throw new ExecutionError("validation", "The request body must be a JSON object.");
+  }
+  const unsupported = UNSUPPORTED.filter((field) => field in body && (body as Record<string, unknown>)[field] != null);
+  if (unsupported.length > 0) {
+    throw new ExecutionError("validation", `Unsupported parameter: '${unsupported[0]}' is not supported by this endpoint.`);
+  }
+  const result = chatCompletionRequestSchema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  if (issue.code === "unrecognized_keys") {
+    throw new ExecutionError("validation", `Unrecognized request argument: '${[formatPath(issue.path), issue.keys[0]].filter((p) => p !== "request").join(".")}'.`);
+  }
+  throw new ExecutionError("validation", `Invalid value for '${formatPath(issue.path)}': ${issue.message}`);
+}
+
+/** Values that OpenAI's body has no field for, taken from headers: `Idempotency-Key`, `X-Timeout-Ms`. */
+export interface RequestHeaders {
+  idempotencyKey?: string;
+  timeoutMs?: string;
+}
+
+/** The pipeline's request for an OpenAI one (the pipeline validates it again, naming fields). */
+export function toExecuteRequest(request: ChatCompletionRequest, headers: RequestHeaders = {}): Record<string, unknown> {
+  const requestId = headers.idempotencyKey;
+  const timeoutMs = headers.timeoutMs === undefined ? undefined : Number(headers.timeoutMs);
+  const maxTokens = request.max_completion_tokens ?? request.max_tokens ?? undefined;
+  const params = {
+    ...(request.temperature != null ? { temperature: request.temperature } : {}),
+    ...(request.top_p != null ? { topP: request.top_p } : {}),
+    ...(maxTokens !== undefined ? { maxTokens } : {}),
+    ...(request.stop != null ? { stop: typeof request.stop === "string" ? [request.stop] : request.stop } : {}),
+  };
+  return {
+    ...(requestId !== undefined ? { requestId } : {}),
+    model: request.model,
+    messages: request.messages.map((m) => ({
+      role: m.role === "developer" ? "system" : m.role,
+      content: typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join(""),
+    })),
+    ...(Object.keys(params).length > 0 ? { params } : {}),
+    ...(request.fallback_models ? { fallbackModels: request.fallback_models } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+  };
+}
+
+export function toOpenAIUsage(usage: Usage) {
+  return {
+    prompt_tokens: usage.inputTokens,
+    completion_tokens: usage.outputTokens,
+    total_tokens: usage.totalTokens,
+    prompt_tokens_details: { cached_tokens: usage.cachedInputTokens },
+    completion_tokens_details: { reasoning_tokens: usage.reasoningTokens },
+  };
+}
+
+export const completionId = (executionId: string) => `chatcmpl-${executionId}`;
+
+export function chatCompletion(result: ExecutionResult, created: number) {
+  return {
+    id: completionId(result.executionId),
+    object: "chat.completion",
+    created,
+    model: result.model,
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant", content: result.output, refusal: null },
+        finish_reason: result.finishReason,
+        logprobs: null,
+      },
+    ],
+    usage: toOpenAIUsage(result.usage),
+  };
+}
+
+/** One SSE event. JSON never contains a raw newline, so one `data:` line is always enough. */
+export function sseEvent(data: unknown): string {
+  return `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
+}
+
+export const SSE_DONE = "data: [DONE]\n\n";
+
+/** Builds the `chat.completion.chunk` events of one streamed completion, as OpenAI frames them. */
+export function chunkWriter(executionId: string, model: string, created: number) {
+  const head = `{"id":${JSON.stringify(completionId(executionId))},"object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},`;
+  return {
+    role: () => `data: ${head}"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n`,
+    // Hot path: one string concatenation per delta rather than building and serialising an object.
+    delta: (text: string) => `data: ${head}"choices":[{"index":0,"delta":{"content":${JSON.stringify(text)}},"finish_reason":null}]}\n\n`,
+    finish: (reason: string) => `data: ${head}"choices":[{"index":0,"delta":{},"finish_reason":${JSON.stringify(reason)}}]}\n\n`,
+    usage: (usage: Usage) => `data: ${head}"choices":[],"usage":${JSON.stringify(toOpenAIUsage(usage))}}\n\n`,
+  };
+}
+
+/** API.md: `{ error: { message, type: <category>, code: <HttpsError code> } }` with the category's HTTP status. */
+export function errorResponse(error: unknown): { status: number; body: { error: Record<string, unknown> }; retryAfterMs?: number } {
+  const failure = classifyError(error);
+  const message = failure.category === "internal" ? "Internal error." : failure.message;
+  return {
+    status: CATEGORIES[failure.category].httpStatus,
+    body: {
+      error: {
+        message,
+        type: failure.category,
+        code: failure.code,
+        param: null,
+        retryable: failure.retryable,
+        ...(failure.retryAfterMs !== undefined ? { retry_after_ms: failure.retryAfterMs } : {}),
+        ...(failure.executionId ? { execution_id: failure.executionId } : {}),
+      },
+    },
+    ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}),
+  };
+}

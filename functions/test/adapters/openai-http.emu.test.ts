@@ -1,0 +1,220 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFunctionsHost, type FunctionsHost } from "../../../scripts/functions-host.js";
+import { executionRecord, providerAborts, signedInClient } from "../support/firebase.js";
+import { functionUrl } from "../support/stack.js";
+
+/**
+ * The bytes on the wire. Through the Functions emulator where it is faithful, and through
+ * the deployed handlers on a plain Node server (scripts/functions-host.ts) where the
+ * emulator's proxy stands in the way: CORS preflights (it answers them itself), client
+ * disconnects (it does not pass them on), body size limits.
+ */
+
+let token: string;
+let uid: string;
+let host: FunctionsHost;
+
+beforeAll(async () => {
+  const user = await signedInClient();
+  token = user.idToken;
+  uid = user.uid;
+  host = await startFunctionsHost();
+});
+afterAll(() => host?.close());
+
+const chat = (base: string, body: string, headers: Record<string, string> = {}) =>
+  fetch(`${base}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers },
+    body,
+  });
+
+describe("SSE framing", () => {
+  it("is exactly OpenAI's: role chunk, one event per delta, finish, usage, [DONE]; no blank events", async () => {
+    const response = await chat(
+      functionUrl("api"),
+      JSON.stringify({ model: "local-mini+deltas=3", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "hi" }] }),
+    );
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+    expect(response.headers.get("cache-control")).toBe("no-cache, no-transform");
+    const executionId = response.headers.get("x-execution-id")!;
+    const text = await response.text();
+    const created = Number(/"created":(\d+)/.exec(text)![1]);
+    const head = `{"id":"chatcmpl-${executionId}","object":"chat.completion.chunk","created":${created},"model":"local-mini+deltas=3",`;
+    const usage = `{"prompt_tokens":1,"completion_tokens":3,"total_tokens":4,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}`;
+    expect(text).toBe(
+      [
+        `data: ${head}"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n`,
+        `data: ${head}"choices":[{"index":0,"delta":{"content":"alpha "},"finish_reason":null}]}\n\n`,
+        `data: ${head}"choices":[{"index":0,"delta":{"content":"bravo "},"finish_reason":null}]}\n\n`,
+        `data: ${head}"choices":[{"index":0,"delta":{"content":"charlie"},"finish_reason":null}]}\n\n`,
+        `data: ${head}"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n`,
+        `data: ${head}"choices":[],"usage":${usage}}\n\n`,
+        `data: [DONE]\n\n`,
+      ].join(""),
+    );
+  });
+
+  it("without include_usage sends no usage event", async () => {
+    const response = await chat(functionUrl("api"), JSON.stringify({ model: "local-mini", stream: true, messages: [{ role: "user", content: "hi" }] }));
+    const events = (await response.text()).split("\n\n").filter((e) => e !== "");
+    expect(events.every((e) => e.startsWith("data: "))).toBe(true);
+    expect(events.some((e) => e.includes('"usage"'))).toBe(false);
+    expect(events.at(-1)).toBe("data: [DONE]");
+  });
+
+  it("an error after admission is one error event, then the stream closes (no [DONE])", async () => {
+    const response = await chat(functionUrl("api"), JSON.stringify({ model: "local-mini+fail=quota", stream: true, messages: [{ role: "user", content: "hi" }] }));
+    const events = (await response.text()).split("\n\n").filter((e) => e !== "");
+    expect(events).toHaveLength(1);
+    const error = JSON.parse(events[0]!.slice("data: ".length)) as { error: Record<string, unknown> };
+    expect(error.error).toMatchObject({ type: "provider_quota_exhausted", code: "failed-precondition", retryable: false });
+    expect(error.error.execution_id).toBe(response.headers.get("x-execution-id"));
+  });
+
+  it("an error before admission keeps its HTTP status even when streaming was asked", async () => {
+    const response = await chat(functionUrl("api"), JSON.stringify({ model: "nope", stream: true, messages: [{ role: "user", content: "hi" }] }));
+    expect(response.status).toBe(404);
+    expect(await response.json()).toMatchObject({ error: { type: "not_found", code: "not-found" } });
+  });
+});
+
+describe("bad requests", () => {
+  it("malformed JSON in a body we read → 400 with an OpenAI-style body", async () => {
+    const response = await chat(functionUrl("api"), '{"model": oops', { "content-type": "text/plain" });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      error: { message: "The request body is not valid JSON.", type: "validation", code: "invalid-argument", param: null, retryable: false },
+    });
+  });
+
+  it("malformed JSON declared as application/json → 400 from the platform, never a 500 or a stack trace", async () => {
+    const response = await chat(functionUrl("api"), '{"model": oops');
+    expect(response.status).toBe(400);
+    const text = await response.text();
+    expect(text).not.toMatch(/SyntaxError|at JSON\.parse|node_modules/);
+  });
+
+  it("missing and forged tokens → 401 unauthenticated", async () => {
+    const body = JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "hi" }] });
+    const missing = await fetch(functionUrl("api", "/v1/chat/completions"), { method: "POST", headers: { "content-type": "application/json" }, body });
+    expect(missing.status).toBe(401);
+    expect(await missing.json()).toMatchObject({ error: { type: "unauthenticated", code: "unauthenticated" } });
+    const forged = await chat(functionUrl("api"), body, { authorization: `Bearer ${token.slice(0, -8)}AAAAAAAA.x` });
+    expect(forged.status).toBe(401);
+    const other = await chat(functionUrl("api"), body, { authorization: "Basic dXNlcjpwYXNz" });
+    expect(other.status).toBe(401);
+  });
+
+  it("names unknown and unsupported fields", async () => {
+    const unknown = await chat(functionUrl("api"), JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "x" }], temprature: 1 }));
+    expect(unknown.status).toBe(400);
+    expect(((await unknown.json()) as { error: { message: string } }).error.message).toBe("Unrecognized request argument: 'temprature'.");
+    const image = await chat(
+      functionUrl("api"),
+      JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "x" } }] }] }),
+    );
+    expect(image.status).toBe(400);
+  });
+
+  it("refuses a body over the size limit with 413 (deployed handler)", async () => {
+    const huge = JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "x".repeat(2 * 1024 * 1024) }] });
+    const response = await chat(`${host.url}/api`, huge);
+    expect(response.status).toBe(413);
+    expect(await response.json()).toMatchObject({ error: { type: "validation" } });
+  });
+
+  it("GET /v1/models lists the catalog with prices", async () => {
+    const response = await fetch(functionUrl("api", "/v1/models"));
+    const body = (await response.json()) as { object: string; data: { id: string; pricing: Record<string, number>; available: boolean }[] };
+    expect(body.object).toBe("list");
+    expect(body.data.find((m) => m.id === "local-mini")).toMatchObject({
+      object: "model",
+      owned_by: "local",
+      available: true,
+      pricing: { inputPerMTokUsd: 0.1, outputPerMTokUsd: 0.4, cachedInputPerMTokUsd: 0.05 },
+    });
+    expect(body.data.find((m) => m.id === "gpt-4o-mini")).toMatchObject({ available: false, pricing: { inputPerMTokUsd: 0.15 } });
+  });
+});
+
+describe("CORS (deployed handler)", () => {
+  const withOrigins = async <T>(origins: string, work: () => Promise<T>): Promise<T> => {
+    process.env.CORS_ORIGINS = origins;
+    try {
+      return await work();
+    } finally {
+      delete process.env.CORS_ORIGINS;
+    }
+  };
+  const preflight = (origin: string) =>
+    fetch(`${host.url}/api/v1/chat/completions`, {
+      method: "OPTIONS",
+      headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type, x-stainless-os" },
+    });
+
+  it("answers a preflight from an allowed origin, echoing the requested headers", async () => {
+    const response = await withOrigins("https://app.example.com", () => preflight("https://app.example.com"));
+    expect(response.status).toBe(204);
+    expect(response.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+    expect(response.headers.get("access-control-allow-methods")).toBe("GET, POST, OPTIONS");
+    expect(response.headers.get("access-control-allow-headers")).toBe("authorization, content-type, x-stainless-os");
+  });
+
+  it("grants nothing to other origins, and nothing by default in production", async () => {
+    const other = await withOrigins("https://app.example.com", () => preflight("https://evil.example.com"));
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
+    const byDefault = await preflight("https://app.example.com");
+    expect(byDefault.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  it("exposes x-execution-id to allowed origins on real requests", async () => {
+    const response = await withOrigins("*", () =>
+      chat(`${host.url}/api`, JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "hi" }] }), { origin: "https://any.example" }),
+    );
+    expect(response.headers.get("access-control-allow-origin")).toBe("https://any.example");
+    expect(response.headers.get("access-control-expose-headers")).toContain("x-execution-id");
+  });
+});
+
+describe("App Check (deployed handler)", () => {
+  it("with ENFORCE_APP_CHECK, a request without a valid token → 403 permission_denied", async () => {
+    process.env.ENFORCE_APP_CHECK = "true";
+    try {
+      const response = await chat(`${host.url}/api`, JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "hi" }] }), {
+        "x-firebase-appcheck": "forged",
+      });
+      expect(response.status).toBe(403);
+      expect(await response.json()).toMatchObject({ error: { type: "permission_denied", code: "permission-denied" } });
+    } finally {
+      delete process.env.ENFORCE_APP_CHECK;
+    }
+  });
+});
+
+describe("client disconnect (deployed handler)", () => {
+  it("aborts the upstream request and records cancelled with the partial output", async () => {
+    const key = `abort-${randomUUID().slice(0, 8)}`;
+    const controller = new AbortController();
+    const response = await chat(
+      `${host.url}/api`,
+      JSON.stringify({ model: `local-pro+deltas=200,interval=25,key=${key}`, stream: true, messages: [{ role: "user", content: "hi" }] }),
+    ).then((r) => r, (e: unknown) => Promise.reject(e));
+    const executionId = response.headers.get("x-execution-id")!;
+    const reader = response.body!.getReader();
+    let text = "";
+    const decoder = new TextDecoder();
+    // Stop reading after two deltas and hang up.
+    while ((text.match(/"content":"[a-z]/g) ?? []).length < 2) text += decoder.decode((await reader.read()).value);
+    controller.abort();
+    await reader.cancel();
+
+    await expect.poll(() => providerAborts(key), { timeout: 10_000 }).toBe(1);
+    await expect.poll(async () => (await executionRecord(uid, executionId))?.status, { timeout: 10_000 }).toBe("cancelled");
+    const record = await executionRecord(uid, executionId);
+    expect(record!.output.startsWith("alpha bravo")).toBe(true);
+    expect(record!.output.length).toBeLessThan(200 * 6);
+  });
+});
