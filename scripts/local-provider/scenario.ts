@@ -63,6 +63,8 @@ export interface Scenario {
   reasoningTokens: number;
   /** Model ids listed by `GET /v1/models`; defaults to the built-in list. */
   models?: string[];
+  /** Remaining credit `GET /v1/key` reports (OpenRouter's key-info endpoint), in USD; absent = no limit. */
+  creditUsd?: number;
 }
 
 export class ScenarioError extends Error {
@@ -137,6 +139,12 @@ export function parseScenario(text: string): Scenario {
       case "reasoning":
         scenario.reasoningTokens = toCount(name, value);
         break;
+      case "credit": {
+        const usd = Number(value);
+        if (!Number.isFinite(usd)) throw new ScenarioError(`scenario: "credit" must be a number of dollars, got "${value}"`);
+        scenario.creditUsd = usd;
+        break;
+      }
       case "models":
         scenario.models = value === "" ? [] : value.split("|");
         break;

@@ -337,6 +337,17 @@ export async function startLocalProvider(options: { port?: number; host?: string
         }
         return models(res, scenario);
       }
+      if (req.method === "GET" && route.path === "/v1/key") {
+        // OpenRouter's key-info endpoint: what verify-keys asks for remaining credit.
+        if (scenario.fail === "hang") return;
+        if (scenario.fail && scenario.fail !== "cut" && scenario.fail !== "malformed" && scenario.fail !== "reset") {
+          return sendFailure(res, scenario.fail, scenario);
+        }
+        const limit = scenario.creditUsd === undefined ? null : Math.max(scenario.creditUsd, 0) + 1;
+        return sendJson(res, 200, {
+          data: { label: "local", usage: 1, limit, limit_remaining: scenario.creditUsd ?? null, is_free_tier: false },
+        });
+      }
       if (req.method === "GET" && route.path === "/_stats") return sendJson(res, 200, stats);
       if (req.method === "POST" && route.path === "/_reset") {
         stats = emptyStats();

@@ -14,6 +14,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     name: "OpenAI",
     baseUrl: "https://api.openai.com/v1",
     apiKeySecret: "OPENAI_API_KEY",
+    keyCheck: { pattern: "^sk-[A-Za-z0-9_-]{20,}$" },
     timeouts: { totalMs: 120_000, firstTokenMs: 30_000, idleMs: 20_000 },
     models: [
       {
@@ -53,6 +54,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     name: "Google Gemini (OpenAI-compatible endpoint)",
     baseUrl: "https://generativelanguage.googleapis.com/v1beta/openai",
     apiKeySecret: "GEMINI_API_KEY",
+    keyCheck: { pattern: "^AIza[0-9A-Za-z_-]{35}$" },
     timeouts: { totalMs: 120_000, firstTokenMs: 30_000, idleMs: 20_000 },
     models: [
       {
@@ -77,6 +79,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     name: "OpenRouter",
     baseUrl: "https://openrouter.ai/api/v1",
     apiKeySecret: "OPENROUTER_API_KEY",
+    keyCheck: { pattern: "^sk-or-v1-[0-9a-f]{64}$", creditPath: "/key" },
     timeouts: { totalMs: 120_000, firstTokenMs: 45_000, idleMs: 30_000 },
     models: [
       {

@@ -42,6 +42,13 @@ export interface ProviderSpec {
   acceptsScenarioSuffix?: boolean;
   timeouts: ModelTimeouts;
   models: ModelSpec[];
+  /** What `npm run verify-keys` needs to know about the provider's keys. */
+  keyCheck?: {
+    /** A regular expression a real key matches (a cheap offline check). */
+    pattern: string;
+    /** A free endpoint, relative to baseUrl, that tells whether the key has credit left (OpenRouter's `/key`). */
+    creditPath?: string;
+  };
 }
 
 /** A model as the pipeline uses it: its spec, its provider, and the effective timeouts. */
