@@ -18,8 +18,21 @@ export interface FunctionsHost {
 
 const ENTRY = fileURLToPath(new URL("../functions/lib/index.js", import.meta.url));
 
-export async function startFunctionsHost(options: { port?: number } = {}): Promise<FunctionsHost> {
-  const entry = (await import(pathToFileURL(ENTRY).href)) as Record<string, RequestHandler>;
+/** Exported functions, which the platform calls with Express requests (`rawBody` set by the JSON parser below). */
+export interface HostedFunctions {
+  executePrompt: unknown;
+  api: unknown;
+}
+
+/** The deployed entry's exports, as the Cloud Functions framework would load them. */
+export async function deployedFunctions(): Promise<HostedFunctions> {
+  return (await import(pathToFileURL(ENTRY).href)) as HostedFunctions;
+}
+
+export async function startFunctionsHost(
+  options: { port?: number; functions?: HostedFunctions; extraRoutes?: (app: express.Express) => void } = {},
+): Promise<FunctionsHost> {
+  const entry = options.functions ?? (await deployedFunctions());
   const app = express();
   app.disable("x-powered-by");
   app.use(
@@ -30,8 +43,9 @@ export async function startFunctionsHost(options: { port?: number } = {}): Promi
       },
     }),
   );
-  app.post("/executePrompt", entry.executePrompt!);
-  app.use("/api", entry.api!);
+  options.extraRoutes?.(app);
+  app.post("/executePrompt", entry.executePrompt as RequestHandler);
+  app.use("/api", entry.api as RequestHandler);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(options.port ?? 0, "127.0.0.1", () => resolve(s));
   });

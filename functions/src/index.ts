@@ -1,10 +1,11 @@
 import { onCall, onRequest } from "firebase-functions/https";
 import { onSchedule } from "firebase-functions/scheduler";
 import { setGlobalOptions } from "firebase-functions/options";
-import { enforceAppCheck, providerSecrets } from "./config/params.js";
+import { corsOrigins, enforceAppCheck, providerSecrets } from "./config/params.js";
+import { verifyAppCheck, verifyBearer } from "./adapters/auth.js";
 import { createExecutePromptHandler } from "./adapters/execute-prompt-callable.js";
 import { firestore } from "./adapters/firestore.js";
-import { handleApiRequest } from "./adapters/http-api.js";
+import { createApiHandler } from "./adapters/http-api.js";
 import { cloudLogger } from "./adapters/logger.js";
 import { limitsFromParams, productionDeps, productionStore } from "./adapters/pipeline-deps.js";
 import { sweepAbandonedExecutions } from "./adapters/sweeper.js";
@@ -28,7 +29,10 @@ const appCheck = () => enforceAppCheck.value();
 const usageOptions = { repo: () => firestoreUsageRepo(firestore), limits: limitsFromParams, enforceAppCheck: appCheck };
 
 /** OpenAI-compatible HTTPS API and health check (API.md, "HTTPS function api"). */
-export const api = onRequest({ ...providerCalling, invoker: "public" }, handleApiRequest);
+export const api = onRequest(
+  { ...providerCalling, invoker: "public" },
+  createApiHandler({ deps: productionDeps, enforceAppCheck: appCheck, corsOrigins: () => corsOrigins.value(), verifyBearer, verifyAppCheck }),
+);
 
 /** Executes a prompt; streams with `.stream()` (API.md, "executePrompt"). */
 export const executePrompt = onCall(providerCalling, createExecutePromptHandler({ deps: productionDeps, enforceAppCheck: appCheck }));

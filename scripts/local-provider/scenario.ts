@@ -63,6 +63,8 @@ export interface Scenario {
   reasoningTokens: number;
   /** Model ids listed by `GET /v1/models`; defaults to the built-in list. */
   models?: string[];
+  /** Deltas are `t0 t1 t2 …`, so a client can detect a lost or reordered one. */
+  numbered: boolean;
   /** Remaining credit `GET /v1/key` reports (OpenRouter's key-info endpoint), in USD; absent = no limit. */
   creditUsd?: number;
 }
@@ -76,6 +78,7 @@ const DEFAULTS: Omit<Scenario, "key"> = {
   intervalMs: 0,
   after: 2,
   usage: true,
+  numbered: false,
   cachedTokens: 0,
   reasoningTokens: 0,
 };
@@ -132,6 +135,9 @@ export function parseScenario(text: string): Scenario {
         break;
       case "usage":
         scenario.usage = value !== "0" && value !== "false";
+        break;
+      case "numbered":
+        scenario.numbered = value !== "0" && value !== "false";
         break;
       case "cached":
         scenario.cachedTokens = toCount(name, value);

@@ -136,7 +136,9 @@ function buildReply(body: ChatRequest, scenario: Scenario): Reply {
   const messages = Array.isArray(body.messages) ? (body.messages as ChatMessage[]) : [];
   const promptTokens = countTokens(messages.map((m) => messageText(m.content)).join(""));
   let words: string[];
-  if (scenario.deltas !== undefined) {
+  if (scenario.numbered) {
+    words = Array.from({ length: scenario.deltas ?? 8 }, (_, i) => `t${i}`);
+  } else if (scenario.deltas !== undefined) {
     words = Array.from({ length: scenario.deltas }, (_, i) => VOCABULARY[i % VOCABULARY.length]!);
   } else {
     const lastUser = [...messages].reverse().find((m) => m.role === "user");

@@ -1,13 +1,21 @@
+import type { Auth } from "firebase-admin/auth";
+import type { AppCheck } from "firebase-admin/app-check";
 import { ExecutionError } from "../core/errors.js";
 import { adminApp } from "./admin-app.js";
+
+// Loaded once, on first use: a module import per request is not free (and cold starts of
+// functions that never verify anything should not pay for loading the SDK's auth at all).
+let auth: Promise<Auth> | undefined;
+let appCheck: Promise<AppCheck> | undefined;
+const authService = () => (auth ??= Promise.all([import("firebase-admin/auth"), adminApp()]).then(([m, app]) => m.getAuth(app)));
+const appCheckService = () => (appCheck ??= Promise.all([import("firebase-admin/app-check"), adminApp()]).then(([m, app]) => m.getAppCheck(app)));
 
 /** Verifies `Authorization: Bearer <Firebase ID token>` with the Admin SDK (the Auth emulator's tokens when it runs). */
 export async function verifyBearer(header: string | undefined): Promise<{ uid: string }> {
   const token = /^Bearer\s+(\S+)$/i.exec(header ?? "")?.[1];
   if (!token) throw new ExecutionError("unauthenticated", "Send a Firebase ID token as `Authorization: Bearer <token>`.");
-  const [{ getAuth }, app] = await Promise.all([import("firebase-admin/auth"), adminApp()]);
   try {
-    const decoded = await getAuth(app).verifyIdToken(token);
+    const decoded = await (await authService()).verifyIdToken(token);
     return { uid: decoded.uid };
   } catch {
     throw new ExecutionError("unauthenticated", "The ID token is invalid or expired.");
@@ -17,9 +25,8 @@ export async function verifyBearer(header: string | undefined): Promise<{ uid: s
 /** True when an `X-Firebase-AppCheck` token is present and valid. */
 export async function verifyAppCheck(token: string | undefined): Promise<boolean> {
   if (!token) return false;
-  const [{ getAppCheck }, app] = await Promise.all([import("firebase-admin/app-check"), adminApp()]);
   try {
-    await getAppCheck(app).verifyToken(token);
+    await (await appCheckService()).verifyToken(token);
     return true;
   } catch {
     return false;

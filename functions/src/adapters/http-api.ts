@@ -2,13 +2,10 @@ import type { Response } from "express";
 import type { Request } from "firebase-functions/https";
 import { ExecutionError } from "../core/errors.js";
 import { catalog } from "../config/catalog.js";
-import { corsOrigins, enforceAppCheck } from "../config/params.js";
 import { providerConnection } from "../config/providers.js";
-import { verifyAppCheck, verifyBearer } from "./auth.js";
 import { firestore } from "./firestore.js";
 import { checkHealth } from "./health.js";
-import { chatCompletions, listModels, sendError } from "./openai-api.js";
-import { productionDeps } from "./pipeline-deps.js";
+import { chatCompletions, listModels, sendError, type OpenAIApiOptions } from "./openai-api.js";
 
 const HEALTH_FIRESTORE_TIMEOUT_MS = 2_000;
 
@@ -47,22 +44,21 @@ export function applyCors(req: Request, res: Response, allowed: string[] | "*"):
   return true;
 }
 
-const apiOptions = {
-  deps: productionDeps,
-  enforceAppCheck: () => enforceAppCheck.value(),
-  verifyBearer,
-  verifyAppCheck,
-};
+export interface ApiOptions extends OpenAIApiOptions {
+  corsOrigins: () => string[] | "*";
+}
 
 /** The `api` HTTPS function: a small router over the paths of API.md. */
-export async function handleApiRequest(req: Request, res: Response): Promise<void> {
-  if (req.path === "/health" && (req.method === "GET" || req.method === "HEAD")) return health(req, res);
-  if (req.path.startsWith("/v1/")) {
-    if (applyCors(req, res, corsOrigins.value())) return;
-    if (req.path === "/v1/chat/completions" && req.method === "POST") return chatCompletions(req, res, apiOptions);
-    if (req.path === "/v1/models" && req.method === "GET") {
-      return listModels(res, catalog, (id) => providerConnection(catalog.provider(id)!) !== undefined);
+export function createApiHandler(options: ApiOptions) {
+  return async (req: Request, res: Response): Promise<void> => {
+    if (req.path === "/health" && (req.method === "GET" || req.method === "HEAD")) return health(req, res);
+    if (req.path.startsWith("/v1/")) {
+      if (applyCors(req, res, options.corsOrigins())) return;
+      if (req.path === "/v1/chat/completions" && req.method === "POST") return chatCompletions(req, res, options);
+      if (req.path === "/v1/models" && req.method === "GET") {
+        return listModels(res, catalog, (id) => providerConnection(catalog.provider(id)!) !== undefined);
+      }
     }
-  }
-  sendError(res, new ExecutionError("not_found", `No route for ${req.method} ${req.path}.`));
+    sendError(res, new ExecutionError("not_found", `No route for ${req.method} ${req.path}.`));
+  };
 }

@@ -85,8 +85,12 @@ export function partitionReservations(reservations: Record<string, Reservation>,
   return { live, expired, reservedMicros };
 }
 
+/** The admission times still inside the window. Stored oldest first, so the cut is one scan, no sort. */
 export function recentWithinWindow(recent: readonly number[], now: number): number[] {
-  return recent.filter((t) => t > now - RATE_WINDOW_MS).sort((a, b) => a - b);
+  const cutoff = now - RATE_WINDOW_MS;
+  let first = 0;
+  while (first < recent.length && recent[first]! <= cutoff) first++;
+  return recent.slice(first);
 }
 
 /** Remaining budget in micros after settled spending and live reservations; null = no limit. */
@@ -160,7 +164,8 @@ export function decideAdmission(input: {
   };
   return {
     reservations: { ...live, [input.executionId]: reservation },
-    recent: [...recent, now],
+    // Concurrent admissions may land slightly out of order; keep the list sorted for the next cut.
+    recent: recent.length > 0 && recent[recent.length - 1]! > now ? [...recent, now].sort((a, b) => a - b) : [...recent, now],
     expired,
     ...(globalShard ? { globalShard } : {}),
   };

@@ -1,0 +1,368 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import OpenAI from "openai";
+import { added, ms, percentile, shuffle, summarize, type Added } from "./stats.js";
+
+/**
+ * `npm run bench`: what this backend adds to a direct call of the same (local) provider,
+ * measured in one run with interleaved A/B calls after a warm-up. Needs the stack's
+ * environment (npm run bench starts it): the local provider, Firestore and Auth emulators.
+ * Prints a table and writes bench/results.json. Asserts nothing.
+ */
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const CALLS = Number(process.env.BENCH_CALLS ?? 2_000);
+const STREAMS = Number(process.env.BENCH_STREAMS ?? 600);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
+const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
+const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "64,256,512").split(",").map(Number);
+const USERS = 40;
+
+const need = (name: string) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the benchmark with \`npm run bench\``);
+  return value;
+};
+const providerUrl = need("LOCAL_PROVIDER_URL");
+const authHost = need("FIREBASE_AUTH_EMULATOR_HOST");
+need("FIRESTORE_EMULATOR_HOST");
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+async function signUp(): Promise<string> {
+  const response = await fetch(`http://${authHost}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=any`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ returnSecureToken: true }),
+  });
+  return ((await response.json()) as { idToken: string }).idToken;
+}
+
+interface Host {
+  url: string;
+  child: ChildProcess;
+  stats(): Promise<{ rss: number; peakRss: number; firestore: { getAlls: number; docsRead: number; commits: number; docsWritten: number } }>;
+  stop(): Promise<void>;
+}
+
+async function startHost(stores: "memory" | "firestore"): Promise<Host> {
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/bench/host.ts"], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      BENCH_STORES: stores,
+      // Limits high enough not to refuse benchmark traffic (40 users), still enforced on every call.
+      RATE_LIMIT_PER_MINUTE: "1000",
+      MAX_CONCURRENT_EXECUTIONS: "1000",
+      DEFAULT_USER_MONTHLY_BUDGET_USD: "1000",
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      const match = /listening on (\S+)/.exec(out);
+      if (match) {
+        // From here on its stdout (one log line per execution) is drained and dropped.
+        child.stdout!.off("data", onData);
+        child.stdout!.resume();
+        resolve(match[1]!);
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`bench host exited with ${code}`)));
+  });
+  return {
+    url,
+    child,
+    stats: async () => (await (await fetch(`${url}/__bench`)).json()) as Awaited<ReturnType<Host["stats"]>>,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+const messages = [{ role: "user" as const, content: "hello there" }];
+const timed = async (work: () => Promise<unknown>): Promise<number> => {
+  const start = performance.now();
+  await work();
+  return performance.now() - start;
+};
+
+/** Reads an SSE body, calling `onData` with each event's data; returns when the stream ends. */
+async function readSse(response: Response, onData: (data: string) => void): Promise<void> {
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (event.startsWith("data: ")) onData(event.slice(6));
+    }
+  }
+}
+
+interface StreamSample {
+  ttft: number;
+  gaps: number[];
+}
+
+function streamClock() {
+  const start = performance.now();
+  let last = 0;
+  const sample: StreamSample = { ttft: Number.NaN, gaps: [] };
+  return {
+    delta() {
+      const now = performance.now();
+      if (Number.isNaN(sample.ttft)) sample.ttft = now - start;
+      else sample.gaps.push(now - last);
+      last = now;
+    },
+    sample,
+  };
+}
+
+async function latencySuite(host: Host, tokens: string[]) {
+  const direct = new OpenAI({ baseURL: providerUrl, apiKey: "none", maxRetries: 0 });
+  const viaApi = tokens.map((token) => new OpenAI({ baseURL: `${host.url}/api/v1`, apiKey: token, maxRetries: 0 }));
+  const series = { sdkDirect: [] as number[], sdkApi: [] as number[], fetchDirect: [] as number[], callable: [] as number[] };
+  const calls: Record<keyof typeof series, (i: number) => Promise<unknown>> = {
+    sdkDirect: () => direct.chat.completions.create({ model: "local-mini", messages }),
+    sdkApi: (i) => viaApi[i % viaApi.length]!.chat.completions.create({ model: "local-mini", messages }),
+    fetchDirect: async () =>
+      (
+        await fetch(`${providerUrl}/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ model: "local-mini", messages }),
+        })
+      ).json(),
+    callable: async (i) => {
+      const response = await fetch(`${host.url}/executePrompt`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${tokens[i % tokens.length]}` },
+        body: JSON.stringify({ data: { model: "local-mini", messages } }),
+      });
+      const body = (await response.json()) as { result?: unknown };
+      if (!body.result) throw new Error(`callable failed: ${JSON.stringify(body)}`);
+    },
+  };
+  const before = await host.stats();
+  for (let i = 0; i < WARMUP + CALLS; i++) {
+    for (const name of shuffle(Object.keys(calls) as (keyof typeof series)[])) {
+      const elapsed = await timed(() => calls[name](i));
+      if (i >= WARMUP) series[name].push(elapsed);
+    }
+  }
+  const after = await host.stats();
+  const executions = 2 * (WARMUP + CALLS);
+  const per = (key: keyof typeof after.firestore) => (after.firestore[key] - before.firestore[key]) / executions;
+  return {
+    api: added(series.sdkDirect, series.sdkApi),
+    callable: added(series.fetchDirect, series.callable),
+    firestorePerExecution: { getAlls: per("getAlls"), docsRead: per("docsRead"), commits: per("commits"), docsWritten: per("docsWritten") },
+  };
+}
+
+async function streamingSuite(host: Host, tokens: string[], scenario: string, rounds: number) {
+  const model = `local-mini+${scenario}`;
+  const direct = new OpenAI({ baseURL: providerUrl, apiKey: "none", maxRetries: 0 });
+  const viaApi = tokens.map((token) => new OpenAI({ baseURL: `${host.url}/api/v1`, apiKey: token, maxRetries: 0 }));
+  const samples = { direct: [] as StreamSample[], api: [] as StreamSample[], callable: [] as StreamSample[] };
+  const runs: Record<keyof typeof samples, (i: number) => Promise<StreamSample>> = {
+    direct: async () => {
+      const clock = streamClock();
+      for await (const chunk of await direct.chat.completions.create({ model, messages, stream: true })) {
+        if (chunk.choices[0]?.delta.content) clock.delta();
+      }
+      return clock.sample;
+    },
+    api: async (i) => {
+      const clock = streamClock();
+      for await (const chunk of await viaApi[i % viaApi.length]!.chat.completions.create({ model, messages, stream: true })) {
+        if (chunk.choices[0]?.delta.content) clock.delta();
+      }
+      return clock.sample;
+    },
+    callable: async (i) => {
+      const clock = streamClock();
+      const response = await fetch(`${host.url}/executePrompt`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${tokens[i % tokens.length]}` },
+        body: JSON.stringify({ data: { model, messages } }),
+      });
+      await readSse(response, (data) => {
+        if (data.startsWith('{"message":{"type":"delta"')) clock.delta();
+      });
+      return clock.sample;
+    },
+  };
+  for (let i = 0; i < Math.min(WARMUP, 100) + rounds; i++) {
+    for (const name of shuffle(Object.keys(runs) as (keyof typeof samples)[])) {
+      const sample = await runs[name](i);
+      if (i >= Math.min(WARMUP, 100)) samples[name].push(sample);
+    }
+  }
+  const ttft = (s: StreamSample[]) => s.map((x) => x.ttft);
+  const gaps = (s: StreamSample[]) => s.flatMap((x) => x.gaps);
+  return {
+    apiTtft: added(ttft(samples.direct), ttft(samples.api)),
+    callableTtft: added(ttft(samples.direct), ttft(samples.callable)),
+    gaps: {
+      direct: summarize(gaps(samples.direct)),
+      api: summarize(gaps(samples.api)),
+      callable: summarize(gaps(samples.callable)),
+    },
+  };
+}
+
+async function concurrencySuite(n: number, tokens: string[]) {
+  const host = await startHost("memory");
+  const model = "local-mini+deltas=64,interval=20,numbered=1";
+  const expected = Array.from({ length: 64 }, (_, i) => `t${i}${i < 63 ? " " : ""}`);
+  const run = async (url: string, headers: Record<string, string>) => {
+    const clock = streamClock();
+    const texts: string[] = [];
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify({ model, messages, stream: true }),
+    });
+    if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+    await readSse(response, (data) => {
+      if (data === "[DONE]") return;
+      const text = (JSON.parse(data) as { choices?: { delta?: { content?: string } }[] }).choices?.[0]?.delta?.content;
+      if (text) {
+        clock.delta();
+        texts.push(text);
+      }
+    });
+    return { sample: clock.sample, ok: texts.length === expected.length && texts.every((t, i) => t === expected[i]), lost: expected.length - texts.length };
+  };
+  const wave = async (url: string, headersFor: (i: number) => Record<string, string>) => {
+    const outcomes = await Promise.allSettled(Array.from({ length: n }, (_, i) => run(url, headersFor(i))));
+    const done = outcomes.flatMap((o) => (o.status === "fulfilled" ? [o.value] : []));
+    return {
+      errors: outcomes.length - done.length,
+      badSequences: done.filter((d) => !d.ok).length,
+      lostDeltas: done.reduce((sum, d) => sum + Math.max(0, d.lost), 0),
+      gaps: summarize(done.flatMap((d) => d.sample.gaps)),
+    };
+  };
+  const direct = await wave(`${providerUrl}/chat/completions`, () => ({}));
+  const ours = await wave(`${host.url}/api/v1/chat/completions`, (i) => ({ authorization: `Bearer ${tokens[i % tokens.length]}` }));
+  const { peakRss } = await host.stats();
+  await host.stop();
+  return { n, direct, ours, addedGapP99: ours.gaps.p99 - direct.gaps.p99, peakRssMiB: peakRss / 1024 / 1024 };
+}
+
+function coldStart(mode: "baseline" | "entry", token: string): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["scripts/bench/cold-start.mjs", mode], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_TOKEN: token },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    let out = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    child.once("exit", () => {
+      const line = out.split("\n").find((l) => l.startsWith('{"importMs"'));
+      if (line) resolve(JSON.parse(line) as Record<string, number>);
+      else reject(new Error(`cold-start ${mode} printed: ${out}`));
+    });
+  });
+}
+
+async function coldStartSuite(token: string) {
+  const baseline: number[] = [];
+  const entry: Record<string, number>[] = [];
+  for (let i = 0; i < COLD_RUNS; i++) {
+    baseline.push((await coldStart("baseline", token)).importMs!);
+    entry.push(await coldStart("entry", token));
+  }
+  const median = (xs: number[]) => percentile(xs, 50);
+  const base = median(baseline);
+  return {
+    firebaseFunctionsImportMs: base,
+    entryImportMs: median(entry.map((e) => e.importMs!)),
+    firstHealthMs: median(entry.map((e) => e.healthMs!)),
+    firstExecuteMs: median(entry.map((e) => e.executeMs!)),
+    importRatio: median(entry.map((e) => e.importMs!)) / base,
+    allOk: entry.every((e) => e.healthStatus === 200 && (e.executeOk as unknown) === true),
+  };
+}
+
+function row(label: string, a: Added): string {
+  return `| ${label} | ${ms(a.pairedP50)} | ${ms(a.pairedP99)} | ${ms(a.p50)} | ${ms(a.p99)} | ${ms(a.baseline.p50)} / ${ms(a.baseline.p99)} |`;
+}
+
+const started = performance.now();
+log(`bench: ${CALLS} calls per non-streamed series, ${STREAMS} per streamed series, warm-up ${WARMUP}`);
+const tokens = await Promise.all(Array.from({ length: USERS }, signUp));
+const results: Record<string, unknown> = { machine: { cpus: (await import("node:os")).cpus().length, node: process.version }, calls: CALLS, streams: STREAMS };
+
+for (const stores of ["memory", "firestore"] as const) {
+  log(`bench: ${stores} stores: non-streamed`);
+  const host = await startHost(stores);
+  const latency = await latencySuite(host, tokens);
+  log(`bench: ${stores} stores: streamed`);
+  const streaming =
+    stores === "memory"
+      ? await streamingSuite(host, tokens, "deltas=8,interval=5", STREAMS)
+      : await streamingSuite(host, tokens, "deltas=2", Math.ceil(STREAMS / 2));
+  await host.stop();
+  results[stores] = { latency, streaming };
+}
+results.concurrency = [];
+for (const n of CONCURRENCY) {
+  log(`bench: ${n} concurrent streams`);
+  (results.concurrency as unknown[]).push(await concurrencySuite(n, tokens));
+}
+log("bench: cold start");
+results.coldStart = await coldStartSuite(tokens[0]!);
+results.durationS = (performance.now() - started) / 1000;
+
+type Suite = { latency: Awaited<ReturnType<typeof latencySuite>>; streaming: Awaited<ReturnType<typeof streamingSuite>> };
+const memory = results.memory as Suite;
+const firestoreSuite = results.firestore as Suite;
+const cold = results.coldStart as Awaited<ReturnType<typeof coldStartSuite>>;
+const lines = [
+  "",
+  "Added latency (ours − direct call of the same local provider; interleaved, after warm-up)",
+  "| series | paired p50 | paired p99 | Δp50 | Δp99 | direct p50 / p99 |",
+  "| --- | --- | --- | --- | --- | --- |",
+  row("/v1/chat/completions, in-memory stores", memory.latency.api),
+  row("executePrompt callable, in-memory stores", memory.latency.callable),
+  row("/v1/chat/completions, Firestore emulator", firestoreSuite.latency.api),
+  row("executePrompt callable, Firestore emulator", firestoreSuite.latency.callable),
+  row("TTFT /v1 stream, in-memory", memory.streaming.apiTtft),
+  row("TTFT callable stream, in-memory", memory.streaming.callableTtft),
+  row("TTFT /v1 stream, Firestore emulator", firestoreSuite.streaming.apiTtft),
+  row("TTFT callable stream, Firestore emulator", firestoreSuite.streaming.callableTtft),
+  "",
+  `Inter-delta gap p99 (provider every 5 ms): direct ${ms(memory.streaming.gaps.direct.p99)}, /v1 ${ms(memory.streaming.gaps.api.p99)} (+${ms(memory.streaming.gaps.api.p99 - memory.streaming.gaps.direct.p99)}), callable ${ms(memory.streaming.gaps.callable.p99)} (+${ms(memory.streaming.gaps.callable.p99 - memory.streaming.gaps.direct.p99)})`,
+  `Firestore per execution: ${firestoreSuite.latency.firestorePerExecution.getAlls.toFixed(2)} batched reads (${firestoreSuite.latency.firestorePerExecution.docsRead.toFixed(2)} documents), ${firestoreSuite.latency.firestorePerExecution.commits.toFixed(2)} commits (${firestoreSuite.latency.firestorePerExecution.docsWritten.toFixed(2)} document writes)`,
+  "",
+  "Concurrent streams through one instance (64 deltas every 20 ms each, in-memory stores)",
+  "| streams | errors | lost or reordered | direct gap p99 | our gap p99 | added p99 | peak RSS |",
+  "| --- | --- | --- | --- | --- | --- | --- |",
+  ...(results.concurrency as Awaited<ReturnType<typeof concurrencySuite>>[]).map(
+    (c) =>
+      `| ${c.n} | ${c.ours.errors} | ${c.ours.badSequences} streams, ${c.ours.lostDeltas} deltas | ${ms(c.direct.gaps.p99)} | ${ms(c.ours.gaps.p99)} | ${ms(c.addedGapP99)} | ${c.peakRssMiB.toFixed(0)} MiB |`,
+  ),
+  "",
+  `Cold start (median of ${COLD_RUNS}): import firebase-functions ${ms(cold.firebaseFunctionsImportMs, 0)}; import our entry ${ms(cold.entryImportMs, 0)} (×${cold.importRatio.toFixed(2)}); first /health answered at ${ms(cold.firstHealthMs, 0)}; first executePrompt at ${ms(cold.firstExecuteMs, 0)}${cold.allOk ? "" : " (SOME CALLS FAILED)"}`,
+  `Total ${(results.durationS as number).toFixed(0)} s.`,
+];
+console.log(lines.join("\n"));
+mkdirSync(`${ROOT}/bench`, { recursive: true });
+writeFileSync(`${ROOT}/bench/results.json`, JSON.stringify(results, null, 2));
+process.exit(0);
