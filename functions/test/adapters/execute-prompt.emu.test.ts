@@ -1,9 +1,8 @@
 import { randomUUID } from "node:crypto";
-import type { FunctionsError } from "firebase/functions";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { ExecuteChunk } from "../../src/adapters/execute-prompt-callable.js";
 import type { ExecutionResult } from "../../src/core/execution.js";
-import { anonymousFunctions, callable, executionRecord, providerCount, signedInClient } from "../support/firebase.js";
+import { anonymousFunctions, callable, rejection, executionRecord, providerCount, signedInClient } from "../support/firebase.js";
 
 /**
  * executePrompt through the Functions emulator with the firebase web SDK, one test per
@@ -25,14 +24,6 @@ const ask = (model: string, content = "hello there world", extra: Record<string,
 /** A scenario key unique to this run, so provider counts are ours alone. */
 const key = (name: string) => `${name}-${randomUUID().slice(0, 8)}`;
 
-async function failure(promise: Promise<unknown>): Promise<FunctionsError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as FunctionsError;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("executePrompt (callable, firebase web SDK)", () => {
   it("succeeds and leaves a succeeded record with usage and cost", async () => {
@@ -97,7 +88,7 @@ describe("executePrompt (callable, firebase web SDK)", () => {
     ["context_length", "functions/invalid-argument", "context_length_exceeded", false],
     ["content_filter", "functions/invalid-argument", "content_filtered", false],
   ] as const)("fail=%s → %s / %s, one attempt, failed record", async (fail, code, category, retryable) => {
-    const error = await failure(execute()(ask(`local-mini+fail=${fail}`)));
+    const error = await rejection(execute()(ask(`local-mini+fail=${fail}`)));
     expect(error.code).toBe(code);
     const details = error.details as Record<string, unknown>;
     expect(details).toMatchObject({ category, retryable, model: `local-mini+fail=${fail}`, provider: "local" });
@@ -108,7 +99,7 @@ describe("executePrompt (callable, firebase web SDK)", () => {
   });
 
   it("a hung provider → deadline-exceeded / timeout, record timed_out", async () => {
-    const error = await failure(execute()(ask("local-mini+fail=hang", "hi", { timeoutMs: 1_500 })));
+    const error = await rejection(execute()(ask("local-mini+fail=hang", "hi", { timeoutMs: 1_500 })));
     expect(error.code).toBe("functions/deadline-exceeded");
     const details = error.details as Record<string, unknown>;
     expect(details).toMatchObject({ category: "timeout", retryable: true });
@@ -118,9 +109,9 @@ describe("executePrompt (callable, firebase web SDK)", () => {
 
   it("a stream cut mid-way → unavailable / network, partial output and estimated usage kept", async () => {
     const { stream, data } = await execute().stream(ask("local-mini+fail=cut,after=2"));
-    const result = failure(data);
+    const result = rejection(data);
     const texts: string[] = [];
-    await failure(
+    await rejection(
       (async () => {
         for await (const chunk of stream) if (chunk.type === "delta") texts.push(chunk.text);
       })(),
@@ -137,7 +128,7 @@ describe("executePrompt (callable, firebase web SDK)", () => {
   });
 
   it("a malformed SSE line → unavailable / provider_unavailable, not retried after output", async () => {
-    const error = await failure(execute()(ask("local-mini+fail=malformed,after=1")));
+    const error = await rejection(execute()(ask("local-mini+fail=malformed,after=1")));
     expect(error.code).toBe("functions/unavailable");
     const details = error.details as Record<string, unknown>;
     expect(details).toMatchObject({ category: "provider_unavailable" });
@@ -148,23 +139,23 @@ describe("executePrompt (callable, firebase web SDK)", () => {
     const k = key("reset");
     const { data } = await execute()(ask(`local-mini+fail=reset,times=1,key=${k}`));
     expect(data.attempts).toBe(2);
-    const error = await failure(execute()(ask(`local-mini+fail=reset,key=${key("reset-always")}`)));
+    const error = await rejection(execute()(ask(`local-mini+fail=reset,key=${key("reset-always")}`)));
     expect(error.code).toBe("functions/unavailable");
     expect(error.details).toMatchObject({ category: "network", retryable: true });
   });
 
   it("refuses a caller without a user as unauthenticated, with details", async () => {
-    const error = await failure(callable(anonymousFunctions(), "executePrompt")(ask("local-mini")));
+    const error = await rejection(callable(anonymousFunctions(), "executePrompt")(ask("local-mini")));
     expect(error.code).toBe("functions/unauthenticated");
     expect(error.details).toEqual({ category: "unauthenticated", retryable: false });
   });
 
   it("answers bad input with invalid-argument naming the field, and records nothing", async () => {
-    const error = await failure(execute()({ messages: [{ role: "user", content: "x" }], temperature: 2 }));
+    const error = await rejection(execute()({ messages: [{ role: "user", content: "x" }], temperature: 2 }));
     expect(error.code).toBe("functions/invalid-argument");
     expect(error.message).toContain('request: unknown field "temperature"');
     expect(error.details).toEqual({ category: "validation", retryable: false });
-    const notFound = await failure(execute()(ask("gpt-9")));
+    const notFound = await rejection(execute()(ask("gpt-9")));
     expect(notFound.code).toBe("functions/not-found");
   });
 });

@@ -1,8 +1,7 @@
-import type { FunctionsError } from "firebase/functions";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { ExecutionResult } from "../../src/core/execution.js";
 import type { UsageReport } from "../../src/core/usage-report.js";
-import { anonymousFunctions, callable, makeAdmin, signedInClient } from "../support/firebase.js";
+import { anonymousFunctions, callable, rejection, makeAdmin, signedInClient } from "../support/firebase.js";
 
 /** getUsage and setUserBudget through the Functions emulator with the firebase web SDK (default params). */
 
@@ -20,14 +19,6 @@ const getUsage = (c: Client) => callable<unknown, UsageReport>(c.functions, "get
 const setUserBudget = (c: Client) => callable<unknown, { uid: string; monthlyUsd: number | null }>(c.functions, "setUserBudget");
 const execute = (c: Client) => callable<unknown, ExecutionResult>(c.functions, "executePrompt");
 
-async function failure(promise: Promise<unknown>): Promise<FunctionsError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as FunctionsError;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("getUsage", () => {
   it("reports the day and month ledger, the budget left and the rate-limit headroom", async () => {
@@ -39,7 +30,7 @@ describe("getUsage", () => {
       rateLimit: { perMinute: 30, remaining: 30 },
     });
     const a = (await execute(alice)({ model: "local-pro", messages: [{ role: "user", content: "one two" }] })).data;
-    await failure(execute(alice)({ model: "local-pro+fail=content_filter", messages: [{ role: "user", content: "x" }] }));
+    await rejection(execute(alice)({ model: "local-pro+fail=content_filter", messages: [{ role: "user", content: "x" }] }));
     const after = (await getUsage(alice)({})).data;
     expect(after.day).toEqual({ requests: 2, succeeded: 1, failed: 1, inputTokens: a.usage.inputTokens, outputTokens: a.usage.outputTokens, costUsd: a.cost.usd });
     expect(after.month).toEqual(after.day);
@@ -48,14 +39,14 @@ describe("getUsage", () => {
   });
 
   it("refuses unknown fields and signed-out callers", async () => {
-    expect((await failure(getUsage(alice)({ uid: "someone-else" }))).code).toBe("functions/invalid-argument");
-    expect((await failure(callable(anonymousFunctions(), "getUsage")({}))).code).toBe("functions/unauthenticated");
+    expect((await rejection(getUsage(alice)({ uid: "someone-else" }))).code).toBe("functions/invalid-argument");
+    expect((await rejection(callable(anonymousFunctions(), "getUsage")({}))).code).toBe("functions/unauthenticated");
   });
 });
 
 describe("setUserBudget", () => {
   it("is for admins only", async () => {
-    const error = await failure(setUserBudget(alice)({ uid: alice.uid, monthlyUsd: 1_000 }));
+    const error = await rejection(setUserBudget(alice)({ uid: alice.uid, monthlyUsd: 1_000 }));
     expect(error.code).toBe("functions/permission-denied");
     expect(error.details).toEqual({ category: "permission_denied", retryable: false });
   });
@@ -64,7 +55,7 @@ describe("setUserBudget", () => {
     const bob = await signedInClient();
     expect((await setUserBudget(root)({ uid: bob.uid, monthlyUsd: 0 })).data).toEqual({ uid: bob.uid, monthlyUsd: 0 });
     expect((await getUsage(bob)({})).data.budget).toEqual({ monthlyUsd: 0, remainingUsd: 0 });
-    const refused = await failure(execute(bob)({ model: "local-mini", messages: [{ role: "user", content: "hi" }] }));
+    const refused = await rejection(execute(bob)({ model: "local-mini", messages: [{ role: "user", content: "hi" }] }));
     expect(refused.code).toBe("functions/resource-exhausted");
     expect(refused.details).toEqual({ category: "budget_exceeded", retryable: false });
 
@@ -75,7 +66,7 @@ describe("setUserBudget", () => {
 
   it("validates its input", async () => {
     for (const bad of [{ uid: alice.uid, monthlyUsd: -1 }, { uid: alice.uid }, { uid: "", monthlyUsd: 1 }, { uid: "a/b", monthlyUsd: 1 }]) {
-      expect((await failure(setUserBudget(root)(bad))).code).toBe("functions/invalid-argument");
+      expect((await rejection(setUserBudget(root)(bad))).code).toBe("functions/invalid-argument");
     }
   });
 });

@@ -2,7 +2,7 @@ import { initializeApp as initializeAdmin, getApps as getAdminApps, type App } f
 import { getFirestore } from "firebase-admin/firestore";
 import { initializeApp, type FirebaseApp } from "firebase/app";
 import { connectAuthEmulator, getAuth, signInAnonymously, type User } from "firebase/auth";
-import { connectFunctionsEmulator, getFunctions, httpsCallable, type Functions } from "firebase/functions";
+import { connectFunctionsEmulator, getFunctions, httpsCallable, type Functions, type FunctionsError } from "firebase/functions";
 import { stackEnv } from "./stack.js";
 
 let apps = 0;
@@ -69,4 +69,14 @@ export async function providerCount(key: string): Promise<number> {
 /** How many of them the client (our backend) abandoned before the end. */
 export async function providerAborts(key: string): Promise<number> {
   return (await providerStats()).abortedByKey[key] ?? 0;
+}
+
+/** The error a callable (or any promise) rejects with; fails the test when it resolves. */
+export async function rejection<E = FunctionsError>(promise: Promise<unknown>): Promise<E> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as E;
+  }
+  throw new Error("expected the call to fail");
 }
