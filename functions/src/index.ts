@@ -1,7 +1,7 @@
 import { onCall, onRequest } from "firebase-functions/https";
 import { onSchedule } from "firebase-functions/scheduler";
 import { setGlobalOptions } from "firebase-functions/options";
-import { corsOrigins, enforceAppCheck, providerSecrets } from "./config/params.js";
+import { corsOrigins, enforceAppCheck, maxRequestTimeoutMs, providerSecrets, reservationGraceMs } from "./config/params.js";
 import { verifyAppCheck, verifyBearer } from "./adapters/auth.js";
 import { createExecutePromptHandler } from "./adapters/execute-prompt-callable.js";
 import { firestore } from "./adapters/firestore.js";
@@ -9,7 +9,6 @@ import { createApiHandler } from "./adapters/http-api.js";
 import { cloudLogger } from "./adapters/logger.js";
 import { limitsFromParams, productionDeps, productionStore } from "./adapters/pipeline-deps.js";
 import { sweepAbandonedExecutions } from "./adapters/sweeper.js";
-import { maxRequestTimeoutMs, reservationGraceMs } from "./config/params.js";
 import { createGetUsageHandler, createSetUserBudgetHandler } from "./adapters/usage-callables.js";
 import { firestoreUsageRepo } from "./adapters/usage-repo.js";
 
@@ -22,7 +21,7 @@ setGlobalOptions({ region: "us-central1" });
  * for the final Firestore write.
  */
 const providerCalling = { secrets: providerSecrets, cpu: 1, memory: "512MiB", concurrency: 80, timeoutSeconds: 300 } as const;
-/** Small reads and writes: the smallest instance, many requests each. */
+/** Small reads and writes: little memory; a whole vCPU only because concurrency > 1 requires one. */
 const bookkeeping = { cpu: 1, memory: "256MiB", concurrency: 80, timeoutSeconds: 30 } as const;
 
 const appCheck = () => enforceAppCheck.value();
