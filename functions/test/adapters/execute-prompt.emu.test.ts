@@ -122,8 +122,13 @@ describe("executePrompt (callable, firebase web SDK)", () => {
     const details = error.details as Record<string, unknown>;
     expect(details).toMatchObject({ category: "network", retryable: true });
     const record = await executionRecord(client.uid, details.executionId as string);
-    expect(record).toMatchObject({ status: "failed", output: "Echo: hello ", usage: { estimated: true, outputTokens: 3 } });
-    expect(record!.cost.micros).toBeGreaterThanOrEqual(0);
+    // Estimated: input 17 characters → 5 + 4 framing = 9 tokens, output 3: 9 × 0.10 + 3 × 0.40 = 2.1 µ$ → 2.
+    expect(record).toMatchObject({
+      status: "failed",
+      output: "Echo: hello ",
+      usage: { estimated: true, inputTokens: 9, outputTokens: 3 },
+      cost: { micros: 2 },
+    });
     expect(record!.attempts).toHaveLength(1);
   });
 

@@ -125,14 +125,24 @@ describe("rate limits across instances", () => {
 });
 
 describe("global budget", () => {
-  it("reserves on a shard and releases it at settlement; refuses everyone once the service budget cannot cover a request", async () => {
+  it("reserves on a shard while running, releases it and charges that shard at settlement; refuses all once the budget cannot cover a request", async () => {
     const uid = user();
-    const ample = instance({ globalMonthlyBudgetUsd: 1_000, globalShards: 4 });
-    await executePrompt(ample, ask("local-mini"), { uid });
+    const requestId = `global-${randomUUID()}`;
+    const executionId = `rq_${requestId}`;
     const month = usagePeriods(Date.now()).month;
-    const shards = await adminDb().collection(`globalUsage/${month}/shards`).get();
-    for (const shard of shards.docs) expect(Object.keys(shard.data().reservations ?? {})).not.toContain(uid);
-    expect(shards.docs.reduce((n, d) => n + (d.data().requests ?? 0), 0)).toBeGreaterThanOrEqual(1);
+    const shards = () => adminDb().collection(`globalUsage/${month}/shards`).get();
+    const holding = async () => (await shards()).docs.filter((d) => executionId in (d.data().reservations ?? {}));
+
+    const ample = instance({ globalMonthlyBudgetUsd: 1_000, globalShards: 4 });
+    const running = executePrompt(ample, ask(`local-mini+deltas=10,interval=100,key=${requestId}`, { requestId }), { uid });
+    await expect.poll(async () => (await holding()).length, { timeout: 10_000 }).toBe(1);
+    const [shard] = await holding();
+    const costBefore = shard!.data().costMicros ?? 0;
+    const result = await running;
+
+    expect(await holding()).toEqual([]);
+    const after = (await adminDb().doc(shard!.ref.path).get()).data()!;
+    expect(after.costMicros - costBefore).toBe(result.cost.micros);
 
     const tiny = instance({ globalMonthlyBudgetUsd: 0.000001 });
     const { categories } = await burst([tiny], user(), [ask("local-mini")]);
