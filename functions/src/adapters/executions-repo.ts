@@ -22,13 +22,28 @@ export const paths = {
 /** Day documents of the ledger are deleted by TTL after this long; month documents are kept. */
 const DAY_LEDGER_TTL_MS = 400 * 86_400_000;
 
-/** Admissions that lose a race read again; a burst of one user's requests settles within this many rounds. */
-const ADMISSION_ATTEMPTS = 50;
+/** Rounds of read-then-commit before giving up; a burst of one user's requests settles well within this. */
+const OPTIMISTIC_ATTEMPTS = 50;
 
 /** gRPC codes of a commit whose precondition another writer invalidated: FAILED_PRECONDITION, ALREADY_EXISTS, ABORTED. */
 function lostRace(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   return code === 9 || code === 6 || code === 10;
+}
+
+/**
+ * Runs `round` (read, decide, commit with preconditions) until a commit goes through, reading
+ * again after a few jittered milliseconds whenever another writer got there first.
+ */
+async function untilCommitted<T>(round: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await round();
+    } catch (error) {
+      if (!lostRace(error) || attempt >= OPTIMISTIC_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
+    }
+  }
 }
 
 type Db = () => Promise<Firestore>;
@@ -144,7 +159,7 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
       const limitsRef = doc(paths.limits(uid));
       const recordRef = doc(paths.execution(uid, execution.id));
 
-      for (let attempt = 1; ; attempt++) {
+      return untilCommitted(async (): Promise<Admission> => {
         const shardIndexes = limits.globalMonthlyBudgetUsd === null ? [] : [...new Set([randomShard(), randomShard()])];
         const shardRefs = shardIndexes.map((i) => doc(paths.globalShard(month, i)));
         const refs = [limitsRef, doc(paths.usage(uid, month)), ...shardRefs, ...(execution.requestId ? [recordRef] : [])];
@@ -183,21 +198,16 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
           addToLedger((ref, data) => batch.set(ref, data, { merge: true }), doc, uid, ABANDONED_DELTA, now, randomShard(), FV);
         }
         batch.set(recordRef, toDoc(execution));
-        try {
-          await batch.commit();
-          return { kind: "admitted", ticket: decision.globalShard ? { globalShard: decision.globalShard.index } : {} };
-        } catch (error) {
-          if (!lostRace(error) || attempt >= ADMISSION_ATTEMPTS) throw error;
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
-        }
-      }
+        await batch.commit();
+        return { kind: "admitted", ticket: decision.globalShard ? { globalShard: decision.globalShard.index } : {} };
+      });
     },
 
     async reclaimAbandoned(uid: string, now: number, staleIds: readonly string[]): Promise<string[]> {
       const firestore = await db();
       const FV = await fieldValues();
       const doc = (path: string) => firestore.doc(path);
-      for (let attempt = 1; ; attempt++) {
+      return untilCommitted(async () => {
         const [limitsSnap, ...records] = await firestore.getAll(doc(paths.limits(uid)), ...staleIds.map((id) => doc(paths.execution(uid, id))));
         const { live, expired } = partitionReservations(reservationsOf(limitsSnap!.data()), now);
         const orphans = records.filter((r) => r.exists && r.data()?.status === "running" && !(r.id in live)).map((r) => r.id);
@@ -209,14 +219,9 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
           batch.set(doc(paths.execution(uid, id)), abandoned(new Date(now)), { merge: true });
           addToLedger((ref, data) => batch.set(ref, data, { merge: true }), doc, uid, ABANDONED_DELTA, now, randomShard(), FV);
         }
-        try {
-          await batch.commit();
-          return closing;
-        } catch (error) {
-          if (!lostRace(error) || attempt >= ADMISSION_ATTEMPTS) throw error;
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
-        }
-      }
+        await batch.commit();
+        return closing;
+      });
     },
 
     async finish(uid: string, execution: Execution, ticket: AdmissionTicket): Promise<void> {

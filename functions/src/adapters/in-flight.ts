@@ -53,7 +53,3 @@ export async function trackExecution<T>(signal: AbortSignal | undefined, work: (
     signal?.removeEventListener("abort", onClientGone);
   }
 }
-
-export function inFlightCount(): number {
-  return running.size;
-}

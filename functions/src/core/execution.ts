@@ -81,6 +81,41 @@ export function capOutput(output: string): { output: string; outputTruncated: bo
     : { output, outputTruncated: false };
 }
 
+/** The record an execution starts with: nothing produced yet, everything to be filled in at settlement. */
+export function runningExecution(fields: {
+  id: string;
+  model: string;
+  provider: string;
+  messages: readonly ChatMessage[];
+  createdAt: number;
+  ttlDays: number;
+  requestId?: string;
+  requestFingerprint?: string;
+  promptId?: string;
+}): Execution {
+  return {
+    id: fields.id,
+    status: "running",
+    ...(fields.requestId ? { requestId: fields.requestId } : {}),
+    ...(fields.requestFingerprint ? { requestFingerprint: fields.requestFingerprint } : {}),
+    model: fields.model,
+    provider: fields.provider,
+    ...(fields.promptId ? { promptId: fields.promptId } : {}),
+    ...capInput(fields.messages),
+    output: "",
+    outputTruncated: false,
+    finishReason: null,
+    usage: null,
+    cost: null,
+    attempts: [],
+    createdAt: new Date(fields.createdAt),
+    completedAt: null,
+    latencyMs: null,
+    ttftMs: null,
+    expireAt: new Date(fields.createdAt + fields.ttlDays * 86_400_000),
+  };
+}
+
 export function finalStatus(category: ErrorCategory): ExecutionStatus {
   if (category === "timeout") return "timed_out";
   if (category === "cancelled") return "cancelled";

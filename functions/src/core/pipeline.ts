@@ -1,7 +1,7 @@
 import type { Catalog, ProviderSpec, ResolvedModel } from "./catalog.js";
 import { computeCost, type Cost } from "./cost.js";
 import { canFallBack, classifyError, ExecutionError } from "./errors.js";
-import { capInput, capOutput, finalStatus, type AttemptRecord, type Execution, type ExecutionResult } from "./execution.js";
+import { capOutput, finalStatus, runningExecution, type AttemptRecord, type Execution, type ExecutionResult } from "./execution.js";
 import type { Clock, ExecutionStore, Logger, ModelClient, PromptStore } from "./ports.js";
 import { systemClock } from "./ports.js";
 import { executionIdFor, replayOf, requestFingerprint } from "./idempotency.js";
@@ -125,26 +125,16 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
   const startedAt = clock.now();
   const id = request.requestId ? executionIdFor(request.requestId) : deps.newId();
   const primary = candidates[0]!;
-  const running: Execution = {
+  const running = runningExecution({
     id,
-    status: "running",
-    ...(request.requestId ? { requestId: request.requestId, requestFingerprint: requestFingerprint(request) } : {}),
     model: primary.id,
     provider: primary.provider.id,
+    messages,
+    createdAt: startedAt,
+    ttlDays: settings.historyTtlDays,
+    ...(request.requestId ? { requestId: request.requestId, requestFingerprint: requestFingerprint(request) } : {}),
     ...(request.promptId ? { promptId: request.promptId } : {}),
-    ...capInput(messages),
-    output: "",
-    outputTruncated: false,
-    finishReason: null,
-    usage: null,
-    cost: null,
-    attempts: [],
-    createdAt: new Date(startedAt),
-    completedAt: null,
-    latencyMs: null,
-    ttftMs: null,
-    expireAt: new Date(startedAt + settings.historyTtlDays * 86_400_000),
-  };
+  });
   // The one awaited step before the provider: limits, reservation and the running record, atomically.
   const admission = await deps.executions
     .admit({

@@ -10,6 +10,7 @@ import { firestorePromptStore } from "../../src/adapters/prompts-repo.js";
 import { firestoreUsageRepo } from "../../src/adapters/usage-repo.js";
 import { catalog } from "../../src/config/catalog.js";
 import type { ExecutionError } from "../../src/core/errors.js";
+import { runningExecution } from "../../src/core/execution.js";
 import { worstCaseMicros, usagePeriods, type LimitSettings } from "../../src/core/limits.js";
 import { MemoryLogger } from "../../src/core/memory-stores.js";
 import { executePrompt, type PipelineDeps, type PipelineSettings } from "../../src/core/pipeline.js";
@@ -234,25 +235,7 @@ describe("the scheduled sweeper", () => {
     const uid = user();
     const store = firestoreExecutionStore(firestore, { globalShards: 4 });
     const now = Date.now();
-    const running = {
-      id: "abandoned1",
-      status: "running" as const,
-      model: "local-mini",
-      provider: "local",
-      input: [],
-      inputTruncated: false,
-      output: "",
-      outputTruncated: false,
-      finishReason: null,
-      usage: null,
-      cost: null,
-      attempts: [],
-      createdAt: new Date(now - 10_000),
-      completedAt: null,
-      latencyMs: null,
-      ttftMs: null,
-      expireAt: new Date(now + 86_400_000),
-    };
+    const running = runningExecution({ id: "abandoned1", model: "local-mini", provider: "local", messages: [], createdAt: now - 10_000, ttlDays: 1 });
     await store.admit({ uid, execution: running, reserveMicros: 500, expireAt: now - 1, limits: generous, now: now - 10_000 });
     expect(Object.keys(await reservations(uid))).toEqual(["abandoned1"]);
 
