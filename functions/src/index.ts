@@ -3,14 +3,8 @@ import { onSchedule } from "firebase-functions/scheduler";
 import { setGlobalOptions } from "firebase-functions/options";
 import { corsOrigins, enforceAppCheck, maxRequestTimeoutMs, providerSecrets, reservationGraceMs } from "./config/params.js";
 import { verifyAppCheck, verifyBearer } from "./adapters/auth.js";
-import { createExecutePromptHandler } from "./adapters/execute-prompt-callable.js";
 import { firestore } from "./adapters/firestore.js";
 import { createApiHandler } from "./adapters/http-api.js";
-import { cloudLogger } from "./adapters/logger.js";
-import { limitsFromParams, productionDeps, productionStore } from "./adapters/pipeline-deps.js";
-import { sweepAbandonedExecutions } from "./adapters/sweeper.js";
-import { createGetUsageHandler, createSetUserBudgetHandler } from "./adapters/usage-callables.js";
-import { firestoreUsageRepo } from "./adapters/usage-repo.js";
 
 setGlobalOptions({ region: "us-central1" });
 
@@ -25,25 +19,75 @@ const providerCalling = { secrets: providerSecrets, cpu: 1, memory: "512MiB", co
 const bookkeeping = { cpu: 1, memory: "256MiB", concurrency: 80, timeoutSeconds: 30 } as const;
 
 const appCheck = () => enforceAppCheck.value();
-const usageOptions = { repo: () => firestoreUsageRepo(firestore), limits: limitsFromParams, enforceAppCheck: appCheck };
+
+/**
+ * Every deployed function loads this whole module, so each handler's own code (the
+ * pipeline, validation schemas, repositories) loads on that function's first call:
+ * a cold start pays for its own function only.
+ */
+function loadOnFirstCall<A extends unknown[], R>(load: () => Promise<(...args: A) => Promise<R>>): (...args: A) => Promise<R> {
+  let handler: Promise<(...args: A) => Promise<R>> | undefined;
+  return async (...args: A) => (await (handler ??= load()))(...args);
+}
+
+const pipelineDeps = () => import("./adapters/pipeline-deps.js");
 
 /** OpenAI-compatible HTTPS API and health check (API.md, "HTTPS function api"). */
 export const api = onRequest(
   { ...providerCalling, invoker: "public" },
-  createApiHandler({ deps: productionDeps, enforceAppCheck: appCheck, corsOrigins: () => corsOrigins.value(), verifyBearer, verifyAppCheck }),
+  createApiHandler({
+    corsOrigins: () => corsOrigins.value(),
+    chatCompletions: loadOnFirstCall(async () => {
+      const [{ chatCompletions }, { productionDeps }] = await Promise.all([import("./adapters/openai-api.js"), pipelineDeps()]);
+      const options = { deps: productionDeps, enforceAppCheck: appCheck, verifyBearer, verifyAppCheck };
+      return (req: Parameters<typeof chatCompletions>[0], res: Parameters<typeof chatCompletions>[1]) => chatCompletions(req, res, options);
+    }),
+  }),
 );
 
 /** Executes a prompt; streams with `.stream()` (API.md, "executePrompt"). */
-export const executePrompt = onCall(providerCalling, createExecutePromptHandler({ deps: productionDeps, enforceAppCheck: appCheck }));
+export const executePrompt = onCall(
+  providerCalling,
+  loadOnFirstCall(async () => {
+    const [{ createExecutePromptHandler }, { productionDeps }] = await Promise.all([import("./adapters/execute-prompt-callable.js"), pipelineDeps()]);
+    return createExecutePromptHandler({ deps: productionDeps, enforceAppCheck: appCheck });
+  }),
+);
+
+const usageHandlers = async () => {
+  const [callables, { firestoreUsageRepo }, { limitsFromParams }] = await Promise.all([
+    import("./adapters/usage-callables.js"),
+    import("./adapters/usage-repo.js"),
+    pipelineDeps(),
+  ]);
+  return { callables, options: { repo: () => firestoreUsageRepo(firestore), limits: limitsFromParams, enforceAppCheck: appCheck } };
+};
 
 /** The caller's usage, budget and rate-limit headroom (API.md, "getUsage"). */
-export const getUsage = onCall(bookkeeping, createGetUsageHandler(usageOptions));
+export const getUsage = onCall(
+  bookkeeping,
+  loadOnFirstCall(async () => {
+    const { callables, options } = await usageHandlers();
+    return callables.createGetUsageHandler(options);
+  }),
+);
 
 /** Admins set a user's monthly budget (API.md, "setUserBudget"). */
-export const setUserBudget = onCall(bookkeeping, createSetUserBudgetHandler(usageOptions));
+export const setUserBudget = onCall(
+  bookkeeping,
+  loadOnFirstCall(async () => {
+    const { callables, options } = await usageHandlers();
+    return callables.createSetUserBudgetHandler(options);
+  }),
+);
 
 /** Closes executions whose instance died, for users who send nothing more (docs/operations.md). */
 export const sweepAbandoned = onSchedule({ schedule: "every 10 minutes", ...bookkeeping, timeoutSeconds: 300 }, async () => {
+  const [{ sweepAbandonedExecutions }, { productionStore }, { cloudLogger }] = await Promise.all([
+    import("./adapters/sweeper.js"),
+    pipelineDeps(),
+    import("./adapters/logger.js"),
+  ]);
   await sweepAbandonedExecutions(firestore, productionStore(), {
     now: Date.now(),
     olderThanMs: maxRequestTimeoutMs.value() + reservationGraceMs.value(),

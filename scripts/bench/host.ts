@@ -7,6 +7,7 @@ import type * as Auth from "../../functions/src/adapters/auth.js";
 import type * as Callable from "../../functions/src/adapters/execute-prompt-callable.js";
 import type * as FirestoreModule from "../../functions/src/adapters/firestore.js";
 import type * as HttpApi from "../../functions/src/adapters/http-api.js";
+import type * as OpenAIApi from "../../functions/src/adapters/openai-api.js";
 import type * as PipelineDeps from "../../functions/src/adapters/pipeline-deps.js";
 import type * as MemoryStores from "../../functions/src/core/memory-stores.js";
 import { deployedFunctions, startFunctionsHost, type HostedFunctions } from "../functions-host.js";
@@ -21,6 +22,7 @@ const [
   { productionDeps, settingsFromParams },
   { MemoryExecutionStore, MemoryPromptStore },
   { adminApp },
+  { chatCompletions },
 ] = await Promise.all([
     lib<typeof Auth>("adapters/auth.js"),
     lib<typeof Callable>("adapters/execute-prompt-callable.js"),
@@ -29,6 +31,7 @@ const [
     lib<typeof PipelineDeps>("adapters/pipeline-deps.js"),
     lib<typeof MemoryStores>("core/memory-stores.js"),
     lib<typeof AdminApp>("adapters/admin-app.js"),
+    lib<typeof OpenAIApi>("adapters/openai-api.js"),
   ]);
 
 /**
@@ -88,7 +91,10 @@ async function memoryFunctions(): Promise<HostedFunctions> {
     executePrompt: onCall(options, createExecutePromptHandler({ deps: () => deps, enforceAppCheck: () => false })),
     api: onRequest(
       { ...options, invoker: "public" },
-      createApiHandler({ deps: () => deps, enforceAppCheck: () => false, corsOrigins: () => [], verifyBearer, verifyAppCheck }),
+      createApiHandler({
+        corsOrigins: () => [],
+        chatCompletions: (req, res) => chatCompletions(req, res, { deps: () => deps, enforceAppCheck: () => false, verifyBearer, verifyAppCheck }),
+      }),
     ),
   };
 }

@@ -5,7 +5,7 @@ import { catalog } from "../config/catalog.js";
 import { providerConnection } from "../config/providers.js";
 import { firestore } from "./firestore.js";
 import { checkHealth } from "./health.js";
-import { chatCompletions, listModels, sendError, type OpenAIApiOptions } from "./openai-api.js";
+import { listModels, sendError } from "./api-responses.js";
 
 const HEALTH_FIRESTORE_TIMEOUT_MS = 2_000;
 
@@ -44,7 +44,9 @@ export function applyCors(req: Request, res: Response, allowed: string[] | "*"):
   return true;
 }
 
-export interface ApiOptions extends OpenAIApiOptions {
+export interface ApiOptions {
+  /** `POST /v1/chat/completions` (adapters/openai-api.ts), passed in so that it can be loaded on first use. */
+  chatCompletions: (req: Request, res: Response) => Promise<void>;
   corsOrigins: () => string[] | "*";
 }
 
@@ -54,7 +56,7 @@ export function createApiHandler(options: ApiOptions) {
     if (req.path === "/health" && (req.method === "GET" || req.method === "HEAD")) return health(req, res);
     if (req.path.startsWith("/v1/")) {
       if (applyCors(req, res, options.corsOrigins())) return;
-      if (req.path === "/v1/chat/completions" && req.method === "POST") return chatCompletions(req, res, options);
+      if (req.path === "/v1/chat/completions" && req.method === "POST") return options.chatCompletions(req, res);
       if (req.path === "/v1/models" && req.method === "GET") {
         return listModels(res, catalog, (id) => providerConnection(catalog.provider(id)!) !== undefined);
       }

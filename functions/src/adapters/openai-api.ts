@@ -1,17 +1,10 @@
 import type { Response } from "express";
 import type { Request } from "firebase-functions/https";
-import type { Catalog } from "../core/catalog.js";
-import { ExecutionError, classifyError } from "../core/errors.js";
-import {
-  chatCompletion,
-  chunkWriter,
-  errorResponse,
-  parseChatCompletionRequest,
-  SSE_DONE,
-  sseEvent,
-  toExecuteRequest,
-} from "../core/openai-compat.js";
+import { ExecutionError } from "../core/errors.js";
+import { parseChatCompletionRequest, toExecuteRequest } from "../core/openai-request.js";
+import { chatCompletion, chunkWriter, errorResponse, SSE_DONE, sseEvent } from "../core/openai-wire.js";
 import { executePrompt, type PipelineDeps } from "../core/pipeline.js";
+import { sendError } from "./api-responses.js";
 import { trackExecution } from "./in-flight.js";
 
 /** Larger bodies are refused before parsing; the request limits (docs/api.md) fit well inside. */
@@ -22,18 +15,6 @@ export interface OpenAIApiOptions {
   enforceAppCheck: () => boolean;
   verifyBearer: (authorization: string | undefined) => Promise<{ uid: string }>;
   verifyAppCheck: (token: string | undefined) => Promise<boolean>;
-}
-
-/** Sends an error in API.md's shape, with Retry-After when we know how long to wait. */
-export function sendError(res: Response, error: unknown): void {
-  const failure = classifyError(error);
-  const { status, body, retryAfterMs } = errorResponse(failure);
-  if (failure.executionId) res.set("x-execution-id", failure.executionId);
-  if (retryAfterMs !== undefined && (failure.category === "rate_limited" || failure.category === "provider_rate_limited")) {
-    res.set("retry-after", String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
-    res.set("retry-after-ms", String(retryAfterMs));
-  }
-  res.status(status).json(body);
 }
 
 /**
@@ -150,26 +131,4 @@ export async function chatCompletions(req: Request, res: Response, options: Open
     }
     sendError(res, error);
   }
-}
-
-/** `GET /v1/models`: the catalog with prices (API.md), and whether each model's provider is configured here. */
-export function listModels(res: Response, catalog: Catalog, isConfigured: (providerId: string) => boolean): void {
-  res.set("cache-control", "public, max-age=300").json({
-    object: "list",
-    data: catalog.models().map(({ provider, spec }) => ({
-      id: spec.id,
-      object: "model",
-      created: 0,
-      owned_by: provider.id,
-      available: isConfigured(provider.id),
-      context_window: spec.contextWindow,
-      max_output_tokens: spec.maxOutputTokens,
-      pricing: {
-        inputPerMTokUsd: spec.price.inputPerMTokUsd,
-        outputPerMTokUsd: spec.price.outputPerMTokUsd,
-        cachedInputPerMTokUsd: spec.price.cachedInputPerMTokUsd,
-        priceVersion: spec.price.priceVersion,
-      },
-    })),
-  });
 }

@@ -1,13 +1,11 @@
 import { z } from "zod";
-import { CATEGORIES, ExecutionError, classifyError } from "./errors.js";
-import type { ExecutionResult } from "./execution.js";
+import { ExecutionError } from "./errors.js";
 import { formatPath, LIMITS } from "./request.js";
-import type { Usage } from "./usage.js";
 
 /**
- * OpenAI's chat completions protocol on top of the pipeline: the request fields we
- * support (everything else is refused by name, never ignored), and the response, chunk and
- * error shapes the openai SDKs parse.
+ * The request side of OpenAI's chat completions protocol: the fields we support, validated
+ * (everything else refused by name, never ignored), and their mapping to the pipeline's request.
+ * The response side is in openai-wire.ts.
  */
 
 /** Fields of OpenAI's request that this endpoint does not implement, refused with a clear message. */
@@ -104,75 +102,5 @@ export function toExecuteRequest(request: ChatCompletionRequest, headers: Reques
     ...(Object.keys(params).length > 0 ? { params } : {}),
     ...(request.fallback_models ? { fallbackModels: request.fallback_models } : {}),
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-  };
-}
-
-export function toOpenAIUsage(usage: Usage) {
-  return {
-    prompt_tokens: usage.inputTokens,
-    completion_tokens: usage.outputTokens,
-    total_tokens: usage.totalTokens,
-    prompt_tokens_details: { cached_tokens: usage.cachedInputTokens },
-    completion_tokens_details: { reasoning_tokens: usage.reasoningTokens },
-  };
-}
-
-export const completionId = (executionId: string) => `chatcmpl-${executionId}`;
-
-export function chatCompletion(result: ExecutionResult, created: number) {
-  return {
-    id: completionId(result.executionId),
-    object: "chat.completion",
-    created,
-    model: result.model,
-    choices: [
-      {
-        index: 0,
-        message: { role: "assistant", content: result.output, refusal: null },
-        finish_reason: result.finishReason,
-        logprobs: null,
-      },
-    ],
-    usage: toOpenAIUsage(result.usage),
-  };
-}
-
-/** One SSE event. JSON never contains a raw newline, so one `data:` line is always enough. */
-export function sseEvent(data: unknown): string {
-  return `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
-}
-
-export const SSE_DONE = "data: [DONE]\n\n";
-
-/** Builds the `chat.completion.chunk` events of one streamed completion, as OpenAI frames them. */
-export function chunkWriter(executionId: string, model: string, created: number) {
-  const head = `{"id":${JSON.stringify(completionId(executionId))},"object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},`;
-  return {
-    role: () => `data: ${head}"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n`,
-    // Hot path: one string concatenation per delta rather than building and serialising an object.
-    delta: (text: string) => `data: ${head}"choices":[{"index":0,"delta":{"content":${JSON.stringify(text)}},"finish_reason":null}]}\n\n`,
-    finish: (reason: string) => `data: ${head}"choices":[{"index":0,"delta":{},"finish_reason":${JSON.stringify(reason)}}]}\n\n`,
-    usage: (usage: Usage) => `data: ${head}"choices":[],"usage":${JSON.stringify(toOpenAIUsage(usage))}}\n\n`,
-  };
-}
-
-/** API.md: `{ error: { message, type: <category>, code: <HttpsError code> } }` with the category's HTTP status. */
-export function errorResponse(error: unknown): { status: number; body: { error: Record<string, unknown> }; retryAfterMs?: number } {
-  const failure = classifyError(error);
-  const message = failure.category === "internal" ? "Internal error." : failure.message;
-  return {
-    status: CATEGORIES[failure.category].httpStatus,
-    body: {
-      error: {
-        message,
-        type: failure.category,
-        code: failure.code,
-        param: null,
-        retryable: failure.retryable,
-        ...(failure.retryAfterMs !== undefined ? { retry_after_ms: failure.retryAfterMs } : {}),
-        ...(failure.executionId ? { execution_id: failure.executionId } : {}),
-      },
-    },
-    ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}),
   };
 }
