@@ -37,7 +37,7 @@ export async function startFunctionsHost(
   app.disable("x-powered-by");
   app.use(
     express.json({
-      limit: "10mb",
+      limit: "32mb",
       verify: (req, _res, buf) => {
         (req as unknown as { rawBody: Buffer }).rawBody = buf;
       },

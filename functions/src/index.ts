@@ -1,9 +1,17 @@
 import { onCall, onRequest } from "firebase-functions/https";
 import { onSchedule } from "firebase-functions/scheduler";
 import { setGlobalOptions } from "firebase-functions/options";
-import { corsOrigins, enforceAppCheck, maxRequestTimeoutMs, providerSecrets, reservationGraceMs } from "./config/params.js";
+import {
+  corsOrigins,
+  enforceAppCheck,
+  maxRequestTimeoutMs,
+  PROVIDER_FUNCTION_TIMEOUT_SECONDS,
+  providerSecrets,
+  reservationGraceMs,
+} from "./config/params.js";
 import { verifyAppCheck, verifyBearer } from "./adapters/auth.js";
 import { firestore } from "./adapters/firestore.js";
+import { guardCallableWire } from "./adapters/callable-wire.js";
 import { createApiHandler } from "./adapters/http-api.js";
 
 setGlobalOptions({ region: "us-central1" });
@@ -12,9 +20,15 @@ setGlobalOptions({ region: "us-central1" });
  * Sizing for functions that mostly wait on a provider: one vCPU serves many concurrent
  * executions (I/O bound; concurrency > 1 needs a whole vCPU), 512 MiB is ample for
  * buffered outputs, and the timeout leaves room past MAX_REQUEST_TIMEOUT_MS (240 s)
- * for the final Firestore write.
+ * for the final Firestore write (retried through short outages).
  */
-const providerCalling = { secrets: providerSecrets, cpu: 1, memory: "512MiB", concurrency: 80, timeoutSeconds: 300 } as const;
+const providerCalling = {
+  secrets: providerSecrets,
+  cpu: 1,
+  memory: "512MiB",
+  concurrency: 80,
+  timeoutSeconds: PROVIDER_FUNCTION_TIMEOUT_SECONDS,
+} as const;
 /** Small reads and writes: little memory; a whole vCPU only because concurrency > 1 requires one. */
 const bookkeeping = { cpu: 1, memory: "256MiB", concurrency: 80, timeoutSeconds: 30 } as const;
 
@@ -38,20 +52,41 @@ export const api = onRequest(
   createApiHandler({
     corsOrigins: () => corsOrigins.value(),
     chatCompletions: loadOnFirstCall(async () => {
-      const [{ chatCompletions }, { productionDeps }] = await Promise.all([import("./adapters/openai-api.js"), pipelineDeps()]);
-      const options = { deps: productionDeps, enforceAppCheck: appCheck, verifyBearer, verifyAppCheck };
+      const [{ chatCompletions }, { productionDeps, productionCancels }] = await Promise.all([import("./adapters/openai-api.js"), pipelineDeps()]);
+      const options = { deps: productionDeps, enforceAppCheck: appCheck, verifyBearer, verifyAppCheck, cancels: productionCancels };
       return (req: Parameters<typeof chatCompletions>[0], res: Parameters<typeof chatCompletions>[1]) => chatCompletions(req, res, options);
+    }),
+    cancelExecution: loadOnFirstCall(async () => {
+      const [{ cancelOverHttp }, { productionCancelDeps }] = await Promise.all([import("./adapters/openai-api.js"), pipelineDeps()]);
+      const options = { cancelDeps: productionCancelDeps, enforceAppCheck: appCheck, verifyBearer, verifyAppCheck };
+      return (req: Parameters<typeof cancelOverHttp>[0], res: Parameters<typeof cancelOverHttp>[1], id: string) => cancelOverHttp(req, res, id, options);
     }),
   }),
 );
 
 /** Executes a prompt; streams with `.stream()` (API.md, "executePrompt"). */
-export const executePrompt = onCall(
-  providerCalling,
-  loadOnFirstCall(async () => {
-    const [{ createExecutePromptHandler }, { productionDeps }] = await Promise.all([import("./adapters/execute-prompt-callable.js"), pipelineDeps()]);
-    return createExecutePromptHandler({ deps: productionDeps, enforceAppCheck: appCheck });
-  }),
+export const executePrompt = guardCallableWire(
+  onCall(
+    providerCalling,
+    loadOnFirstCall(async () => {
+      const [{ createExecutePromptHandler }, { productionDeps, productionCancels }] = await Promise.all([
+        import("./adapters/execute-prompt-callable.js"),
+        pipelineDeps(),
+      ]);
+      return createExecutePromptHandler({ deps: productionDeps, enforceAppCheck: appCheck, cancels: productionCancels });
+    }),
+  ),
+);
+
+/** The owner stops one of its running executions, from any device (API.md, "Cancelling"). */
+export const cancelExecution = guardCallableWire(
+  onCall(
+    bookkeeping,
+    loadOnFirstCall(async () => {
+      const [{ createCancelExecutionHandler }, { productionCancelDeps }] = await Promise.all([import("./adapters/cancellation.js"), pipelineDeps()]);
+      return createCancelExecutionHandler({ deps: productionCancelDeps, enforceAppCheck: appCheck });
+    }),
+  ),
 );
 
 const usageHandlers = async () => {
@@ -64,21 +99,25 @@ const usageHandlers = async () => {
 };
 
 /** The caller's usage, budget and rate-limit headroom (API.md, "getUsage"). */
-export const getUsage = onCall(
-  bookkeeping,
-  loadOnFirstCall(async () => {
-    const { callables, options } = await usageHandlers();
-    return callables.createGetUsageHandler(options);
-  }),
+export const getUsage = guardCallableWire(
+  onCall(
+    bookkeeping,
+    loadOnFirstCall(async () => {
+      const { callables, options } = await usageHandlers();
+      return callables.createGetUsageHandler(options);
+    }),
+  ),
 );
 
 /** Admins set a user's monthly budget (API.md, "setUserBudget"). */
-export const setUserBudget = onCall(
-  bookkeeping,
-  loadOnFirstCall(async () => {
-    const { callables, options } = await usageHandlers();
-    return callables.createSetUserBudgetHandler(options);
-  }),
+export const setUserBudget = guardCallableWire(
+  onCall(
+    bookkeeping,
+    loadOnFirstCall(async () => {
+      const { callables, options } = await usageHandlers();
+      return callables.createSetUserBudgetHandler(options);
+    }),
+  ),
 );
 
 /** Closes executions whose instance died, for users who send nothing more (docs/operations.md). */

@@ -1,5 +1,5 @@
 import type { Response } from "express";
-import type { Catalog } from "../core/catalog.js";
+import { TEXT_ONLY, type Catalog } from "../core/catalog.js";
 import { classifyError } from "../core/errors.js";
 import { errorResponse } from "../core/openai-wire.js";
 
@@ -20,24 +20,40 @@ export function sendError(res: Response, error: unknown): void {
   res.status(status).json(body);
 }
 
-/** `GET /v1/models`: the catalog with prices (API.md), and whether each model's provider is configured here. */
+/**
+ * `GET /v1/models`: the models this deployment can call right now (their provider has a key
+ * or URL here), with prices and capabilities (API.md, "Catalog").
+ */
 export function listModels(res: Response, catalog: Catalog, isConfigured: (providerId: string) => boolean): void {
   res.set("cache-control", "public, max-age=300").json({
     object: "list",
-    data: catalog.models().map(({ provider, spec }) => ({
-      id: spec.id,
-      object: "model",
-      created: 0,
-      owned_by: provider.id,
-      available: isConfigured(provider.id),
-      context_window: spec.contextWindow,
-      max_output_tokens: spec.maxOutputTokens,
-      pricing: {
-        inputPerMTokUsd: spec.price.inputPerMTokUsd,
-        outputPerMTokUsd: spec.price.outputPerMTokUsd,
-        cachedInputPerMTokUsd: spec.price.cachedInputPerMTokUsd,
-        priceVersion: spec.price.priceVersion,
-      },
-    })),
+    data: catalog
+      .models()
+      .filter(({ provider }) => isConfigured(provider.id))
+      .map(({ provider, spec }) => {
+        const capabilities = spec.capabilities ?? TEXT_ONLY;
+        return {
+          id: spec.id,
+          object: "model",
+          created: 0,
+          owned_by: provider.id,
+          context_window: spec.contextWindow,
+          max_output_tokens: spec.maxOutputTokens,
+          pricing: {
+            inputPerMTokUsd: spec.price.inputPerMTokUsd,
+            outputPerMTokUsd: spec.price.outputPerMTokUsd,
+            cachedInputPerMTokUsd: spec.price.cachedInputPerMTokUsd,
+            ...(spec.price.audioInputPerMTokUsd !== undefined ? { audioInputPerMTokUsd: spec.price.audioInputPerMTokUsd } : {}),
+            priceVersion: spec.price.priceVersion,
+          },
+          capabilities: {
+            input: capabilities.input,
+            tools: capabilities.tools,
+            structuredOutput: capabilities.structuredOutput,
+            contextWindow: spec.contextWindow,
+            maxOutputTokens: spec.maxOutputTokens,
+          },
+        };
+      }),
   });
 }

@@ -16,6 +16,8 @@ export async function verifyBearer(header: string | undefined): Promise<{ uid: s
   if (!token) throw new ExecutionError("unauthenticated", "Send a Firebase ID token as `Authorization: Bearer <token>`.");
   try {
     const decoded = await (await authService()).verifyIdToken(token);
+    // A non-empty uid that can name a document path, or nobody.
+    if (typeof decoded.uid !== "string" || decoded.uid === "" || decoded.uid.includes("/")) throw new Error("no uid");
     return { uid: decoded.uid };
   } catch {
     throw new ExecutionError("unauthenticated", "The ID token is invalid or expired.");

@@ -1,6 +1,6 @@
-import type { DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore } from "firebase-admin/firestore";
+import type { DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Timestamp } from "firebase-admin/firestore";
 import type { Execution } from "../core/execution.js";
-import { idempotencyDecision } from "../core/idempotency.js";
+import { idempotencyDecision, priorRunsOf } from "../core/idempotency.js";
 import { abandoned, ABANDONED_DELTA, usageDelta, type UsageTotals } from "../core/ledger.js";
 import { decideAdmission, partitionReservations, usagePeriods, type AccountState, type GlobalShardState, type Reservation } from "../core/limits.js";
 import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore } from "../core/ports.js";
@@ -165,17 +165,19 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
         const refs = [limitsRef, doc(paths.usage(uid, month)), ...shardRefs, ...(execution.requestId ? [recordRef] : [])];
         const snapshots = await firestore.getAll(...refs);
         const [limitsSnap, monthSnap] = snapshots as [DocumentSnapshot, DocumentSnapshot];
-        const existing = execution.requestId ? snapshots.at(-1)! : undefined;
-        if (existing?.exists && idempotencyDecision(executionFromSnapshot(existing), execution.requestFingerprint ?? "") === "replay") {
-          return { kind: "replay", execution: executionFromSnapshot(existing) };
-        }
+        const account = accountFromSnapshots(limitsSnap, monthSnap);
+        const existingSnap = execution.requestId ? snapshots.at(-1)! : undefined;
+        const existing = existingSnap?.exists ? executionFromSnapshot(existingSnap) : undefined;
+        const live = (id: string) => (account.reservations[id]?.expireAt ?? 0) > now;
+        const repeat = existing ? idempotencyDecision(existing, execution.requestFingerprint ?? "", live(existing.id)) : undefined;
+        if (existing && repeat === "replay") return { kind: "replay", execution: existing };
         const shardSnaps = snapshots.slice(2, 2 + shardIndexes.length);
         const decision = decideAdmission({
           executionId: execution.id,
           now,
           reserveMicros: request.reserveMicros,
           expireAt: request.expireAt,
-          account: accountFromSnapshots(limitsSnap, monthSnap),
+          account,
           globalShards: shardSnaps.map((snap, i): GlobalShardState => {
             const data = snap.data();
             return { index: shardIndexes[i]!, spentMicros: number(data?.costMicros), reservations: reservationsOf(data) };
@@ -191,15 +193,30 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
           const index = shardIndexes.indexOf(decision.globalShard.index);
           guardedWrite(shardSnaps[index]!, { reservations: decision.globalShard.reservations });
         }
+        const ledger = (delta: UsageTotals) => addToLedger((ref, data) => batch.set(ref, data, { merge: true }), doc, uid, delta, now, randomShard(), FV);
         for (const id of decision.expired) {
           // Settlement deletes a reservation in the same commit as the final record, so a
-          // reservation still here means its execution never finished: close its record.
-          batch.set(doc(paths.execution(uid, id)), abandoned(new Date(now)), { merge: true });
-          addToLedger((ref, data) => batch.set(ref, data, { merge: true }), doc, uid, ABANDONED_DELTA, now, randomShard(), FV);
+          // reservation still here means its execution never finished: close its record
+          // (unless it is the one rerun below, which is overwritten anyway).
+          if (id !== existing?.id) batch.set(doc(paths.execution(uid, id)), abandoned(new Date(now)), { merge: true });
+          ledger(ABANDONED_DELTA);
         }
-        batch.set(recordRef, toDoc(execution));
-        await batch.commit();
-        return { kind: "admitted", ticket: decision.globalShard ? { globalShard: decision.globalShard.index } : {} };
+        let record = execution;
+        if (existing) {
+          // A rerun under the same requestId: the earlier run (closed as abandoned first, when
+          // its instance died) stays counted in the ledger, so the record carries what it cost.
+          const reclaimed = repeat === "reclaim";
+          if (reclaimed && !decision.expired.includes(existing.id)) ledger(ABANDONED_DELTA);
+          record = { ...execution, prior: priorRunsOf(reclaimed ? { ...existing, ...abandoned(new Date(now)) } : existing) };
+        }
+        batch.set(recordRef, toDoc(record));
+        const results = await batch.commit();
+        return {
+          kind: "admitted",
+          // The record's write time: settlement commits only over this version (idempotent finish).
+          ticket: { ...(decision.globalShard ? { globalShard: decision.globalShard.index } : {}), version: results.at(-1)!.writeTime },
+          ...(record.prior ? { prior: record.prior } : {}),
+        };
       });
     },
 
@@ -224,19 +241,66 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
       });
     },
 
+    /**
+     * The final record, the ledger and the release, in one commit guarded by the `running`
+     * record's version: if a try whose outcome we never learned went through, the repeat is
+     * refused by the precondition and we find our own settlement in place. If the record was
+     * meanwhile closed as abandoned (settlement outlived the reservation), the settlement
+     * replaces that closure, counting only the difference in the ledger.
+     */
     async finish(uid: string, execution: Execution, ticket: AdmissionTicket): Promise<void> {
       const firestore = await db();
       const FV = await fieldValues();
       const doc = (path: string) => firestore.doc(path);
+      const recordRef = doc(paths.execution(uid, execution.id));
       const at = execution.completedAt?.getTime() ?? Date.now();
-      const batch = firestore.batch();
-      batch.set(doc(paths.execution(uid, execution.id)), toDoc(execution));
-      batch.set(doc(paths.limits(uid)), { reservations: { [execution.id]: FV.delete() } }, { merge: true });
-      const reservedOnShard = ticket.globalShard !== undefined;
-      // Without a global budget any shard will do: spreading the writes is the point of shards.
-      const shard = ticket.globalShard ?? randomShard();
-      addToLedger((ref, data) => batch.set(ref, data, { merge: true }), doc, uid, usageDelta(execution), at, shard, FV, reservedOnShard ? { reservations: { [execution.id]: FV.delete() } } : {});
-      await batch.commit();
+      const commit = async (version: Timestamp | undefined, delta: UsageTotals, release: boolean) => {
+        const batch = firestore.batch();
+        if (version) batch.update(recordRef, toDoc(execution), { lastUpdateTime: version });
+        else batch.set(recordRef, toDoc(execution));
+        if (release) batch.set(doc(paths.limits(uid)), { reservations: { [execution.id]: FV.delete() } }, { merge: true });
+        const reservedOnShard = release && ticket.globalShard !== undefined;
+        // Without a global budget any shard will do: spreading the writes is the point of shards.
+        const shard = ticket.globalShard ?? randomShard();
+        addToLedger((ref, data) => batch.set(ref, data, { merge: true }), doc, uid, delta, at, shard, FV, reservedOnShard ? { reservations: { [execution.id]: FV.delete() } } : {});
+        await batch.commit();
+      };
+      try {
+        await commit(await asTimestamp(ticket.version), usageDelta(execution), true);
+      } catch (error) {
+        if (!lostRace(error)) throw error;
+        const current = await recordRef.get();
+        const data = current.data();
+        if (!data) throw error;
+        if (data.status === execution.status && toDate(data.completedAt)?.getTime() === execution.completedAt?.getTime()) return; // ours, already in
+        if (data.abandoned === true && data.status === "failed") {
+          const delta = subtractTotals(usageDelta(execution), ABANDONED_DELTA);
+          await commit(current.updateTime, delta, false);
+          return;
+        }
+        throw error;
+      }
     },
+  };
+}
+
+/** A version as the ticket carries it: a Timestamp, or its JSON form after a trip through a log (`execution.unsettled`). */
+async function asTimestamp(version: unknown): Promise<Timestamp | undefined> {
+  if (!version || typeof version !== "object") return undefined;
+  if ("toMillis" in version) return version as Timestamp;
+  const { _seconds: seconds, _nanoseconds: nanos } = version as { _seconds?: unknown; _nanoseconds?: unknown };
+  if (typeof seconds !== "number" || typeof nanos !== "number") return undefined;
+  const { Timestamp: TimestampClass } = await import("firebase-admin/firestore");
+  return new TimestampClass(seconds, nanos);
+}
+
+function subtractTotals(a: UsageTotals, b: UsageTotals): UsageTotals {
+  return {
+    requests: a.requests - b.requests,
+    succeeded: a.succeeded - b.succeeded,
+    failed: a.failed - b.failed,
+    inputTokens: a.inputTokens - b.inputTokens,
+    outputTokens: a.outputTokens - b.outputTokens,
+    costMicros: a.costMicros - b.costMicros,
   };
 }

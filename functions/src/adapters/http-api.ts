@@ -47,6 +47,8 @@ export function applyCors(req: Request, res: Response, allowed: string[] | "*"):
 export interface ApiOptions {
   /** `POST /v1/chat/completions` (adapters/openai-api.ts), passed in so that it can be loaded on first use. */
   chatCompletions: (req: Request, res: Response) => Promise<void>;
+  /** `POST /v1/executions/{executionId}/cancel` (adapters/openai-api.ts), loaded on first use too. */
+  cancelExecution: (req: Request, res: Response, executionId: string) => Promise<void>;
   corsOrigins: () => string[] | "*";
 }
 
@@ -57,6 +59,8 @@ export function createApiHandler(options: ApiOptions) {
     if (req.path.startsWith("/v1/")) {
       if (applyCors(req, res, options.corsOrigins())) return;
       if (req.path === "/v1/chat/completions" && req.method === "POST") return options.chatCompletions(req, res);
+      const cancel = /^\/v1\/executions\/([^/]+)\/cancel$/.exec(req.path);
+      if (cancel && req.method === "POST") return options.cancelExecution(req, res, decodeURIComponent(cancel[1]!));
       if (req.path === "/v1/models" && req.method === "GET") {
         return listModels(res, catalog, (id) => providerConnection(catalog.provider(id)!) !== undefined);
       }

@@ -3,18 +3,22 @@ import type { Request } from "firebase-functions/https";
 import { ExecutionError } from "../core/errors.js";
 import { parseChatCompletionRequest, toExecuteRequest } from "../core/openai-request.js";
 import { chatCompletion, chunkWriter, errorResponse, SSE_DONE, sseEvent } from "../core/openai-wire.js";
-import { executePrompt, type PipelineDeps } from "../core/pipeline.js";
+import { executePrompt, type PipelineDeps } from "../core/pipeline/index.js";
 import { sendError } from "./api-responses.js";
-import { trackExecution } from "./in-flight.js";
+import { cancelExecution, type CancelChannel, type CancelDeps } from "./cancellation.js";
+import { cancelRequestSchema, parseOrThrow } from "../core/request.js";
+import { INSTANCE_ID, trackExecution } from "./in-flight.js";
 
-/** Larger bodies are refused before parsing; the request limits (docs/api.md) fit well inside. */
-export const MAX_BODY_BYTES = 2 * 1024 * 1024;
+/** Larger bodies are refused before parsing; the request limits (docs/api.md: 10 MiB with data URLs) fit inside. */
+export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 export interface OpenAIApiOptions {
   deps: () => PipelineDeps;
   enforceAppCheck: () => boolean;
   verifyBearer: (authorization: string | undefined) => Promise<{ uid: string }>;
   verifyAppCheck: (token: string | undefined) => Promise<boolean>;
+  /** How cancelExecution reaches this instance; absent where nothing can cancel (benchmarks). */
+  cancels?: () => CancelChannel;
 }
 
 /**
@@ -30,6 +34,11 @@ function bodyOf(req: Request): unknown {
   }
   if (req.is("application/json") && req.body !== null && typeof req.body === "object" && !Buffer.isBuffer(req.body)) {
     return req.body;
+  }
+  // Without a Content-Type no parser reads the body: say so, rather than that it is empty.
+  const hasBody = length > 0 || req.headers["transfer-encoding"] !== undefined;
+  if (raw === undefined && hasBody && !req.headers["content-type"]) {
+    throw new ExecutionError("validation", "The request has a body but no Content-Type header; send it with Content-Type: application/json.");
   }
   // Other content types arrive as a Buffer, a string or url-encoded fields: read the bytes as JSON.
   return parseJson(raw?.toString("utf8") ?? (typeof req.body === "string" ? req.body : ""));
@@ -72,10 +81,7 @@ export async function chatCompletions(req: Request, res: Response, options: Open
   let headersSent = false;
   try {
     const body = bodyOf(req);
-    const { uid } = await options.verifyBearer(req.headers.authorization);
-    if (options.enforceAppCheck() && !(await options.verifyAppCheck(req.header("x-firebase-appcheck")))) {
-      throw new ExecutionError("permission_denied", "A valid App Check token is required (X-Firebase-AppCheck).");
-    }
+    const uid = await authenticate(req, options);
     const request = parseChatCompletionRequest(body);
     const input = toExecuteRequest(request, {
       ...(req.header("idempotency-key") !== undefined ? { idempotencyKey: req.header("idempotency-key")! } : {}),
@@ -84,19 +90,27 @@ export async function chatCompletions(req: Request, res: Response, options: Open
     streaming = request.stream === true;
     const created = Math.floor(Date.now() / 1000);
     const signal = clientGone(res);
+    const cancellable = (admitted: (executionId: string) => void) => (executionId: string) => {
+      admitted(executionId);
+      options.cancels?.().listen();
+    };
 
     if (!streaming) {
-      const result = await trackExecution(signal, (s) => executePrompt(options.deps(), input, { uid, signal: s }));
+      const result = await trackExecution(uid, signal, ({ signal: s, admitted }) =>
+        executePrompt(options.deps(), input, { uid, signal: s, instance: INSTANCE_ID, onAdmitted: cancellable(admitted) }),
+      );
       res.set("x-execution-id", result.executionId).status(200).json(chatCompletion(result, created));
       return;
     }
 
     let writer: ReturnType<typeof chunkWriter> | undefined;
-    const result = await trackExecution(signal, (s) =>
+    const result = await trackExecution(uid, signal, ({ signal: s, admitted }) =>
       executePrompt(options.deps(), input, {
         uid,
         signal: s,
+        instance: INSTANCE_ID,
         onAdmitted: (executionId) => {
+          cancellable(admitted)(executionId);
           res.writeHead(200, {
             "content-type": "text/event-stream; charset=utf-8",
             "cache-control": "no-cache, no-transform",
@@ -111,6 +125,7 @@ export async function chatCompletions(req: Request, res: Response, options: Open
           writeCoalesced(res, writer.role());
         },
         onDelta: (text) => writeCoalesced(res, writer!.delta(text)),
+        onToolCall: (delta) => writeCoalesced(res, writer!.toolCall(delta)),
       }),
     );
     writer ??= chunkWriter(result.executionId, result.model, created);
@@ -129,6 +144,31 @@ export async function chatCompletions(req: Request, res: Response, options: Open
       res.status(413).json(errorResponse(error).body);
       return;
     }
+    sendError(res, error);
+  }
+}
+
+/** Caller and App Check for every authenticated route of the `api` function. */
+async function authenticate(req: Request, options: Pick<OpenAIApiOptions, "verifyBearer" | "verifyAppCheck" | "enforceAppCheck">): Promise<string> {
+  const { uid } = await options.verifyBearer(req.headers.authorization);
+  if (options.enforceAppCheck() && !(await options.verifyAppCheck(req.header("x-firebase-appcheck")))) {
+    throw new ExecutionError("permission_denied", "A valid App Check token is required (X-Firebase-AppCheck).");
+  }
+  return uid;
+}
+
+/** `POST /v1/executions/{executionId}/cancel`: cancelExecution over HTTPS, answering `{ executionId, status }`. */
+export async function cancelOverHttp(
+  req: Request,
+  res: Response,
+  executionId: string,
+  options: Pick<OpenAIApiOptions, "verifyBearer" | "verifyAppCheck" | "enforceAppCheck"> & { cancelDeps: () => CancelDeps },
+): Promise<void> {
+  try {
+    const uid = await authenticate(req, options);
+    parseOrThrow(cancelRequestSchema, { executionId });
+    res.status(200).json(await cancelExecution(options.cancelDeps(), uid, executionId));
+  } catch (error) {
     sendError(res, error);
   }
 }

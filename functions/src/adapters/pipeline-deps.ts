@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { ProviderSpec } from "../core/catalog.js";
-import type { PipelineDeps, PipelineSettings } from "../core/pipeline.js";
+import type { PipelineDeps, PipelineSettings } from "../core/pipeline/index.js";
 import type { ModelClient } from "../core/ports.js";
 import { catalog } from "../config/catalog.js";
 import type { LimitSettings } from "../core/limits.js";
@@ -15,15 +15,19 @@ import {
   reservationGraceMs,
   logPrompts,
   maxRequestTimeoutMs,
+  mediaUrlHosts,
+  PROVIDER_FUNCTION_TIMEOUT_SECONDS,
   retryBaseDelayMs,
   retryMaxDelayMs,
   retryMaxRetries,
 } from "../config/params.js";
 import { providerConnection, resolveDefaultModelId } from "../config/providers.js";
+import { firestoreCancelChannel, type CancelChannel, type CancelDeps } from "./cancellation.js";
 import { firestoreExecutionStore, type FirestoreExecutionStore } from "./executions-repo.js";
 import { firestore } from "./firestore.js";
 import { cloudLogger } from "./logger.js";
 import { openAIModelClient } from "./openai-model-client.js";
+import { createMediaFetcher } from "./media-fetcher.js";
 import { firestorePromptStore } from "./prompts-repo.js";
 
 const ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -57,6 +61,7 @@ export function settingsFromParams(): PipelineSettings {
       .map((s) => s.trim())
       .filter((s) => s !== ""),
     maxTimeoutMs: maxRequestTimeoutMs.value(),
+    functionTimeoutMs: PROVIDER_FUNCTION_TIMEOUT_SECONDS * 1_000,
     retry: { maxRetries: retryMaxRetries.value(), baseDelayMs: retryBaseDelayMs.value(), maxDelayMs: retryMaxDelayMs.value() },
     historyTtlDays: historyTtlDays.value(),
     logPrompts: logPrompts.value(),
@@ -95,9 +100,26 @@ export function productionDeps(): PipelineDeps {
     modelClient: modelClients(),
     executions: productionStore(),
     prompts: firestorePromptStore(firestore),
+    media: createMediaFetcher({ policy: () => ({ allowedHosts: mediaUrlHosts.value() }) }),
     settings: settingsFromParams,
     newId: newExecutionId,
     logger: cloudLogger,
   };
   return deps;
+}
+
+let cancels: CancelChannel | undefined;
+
+/** How cancelExecution reaches the instance running an execution (one Firestore listener per instance). */
+export function productionCancels(): CancelChannel {
+  cancels ??= firestoreCancelChannel(firestore, cloudLogger);
+  return cancels;
+}
+
+export function productionCancelDeps(): CancelDeps {
+  return {
+    db: firestore,
+    channel: productionCancels(),
+    reclaimAbandoned: (uid, now, ids) => productionStore().reclaimAbandoned(uid, now, ids),
+  };
 }

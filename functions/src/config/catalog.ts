@@ -1,4 +1,4 @@
-import { Catalog, type ProviderSpec } from "../core/catalog.js";
+import { Catalog, type ModelCapabilities, type ProviderSpec } from "../core/catalog.js";
 
 /**
  * The providers and models this backend can call. Prices are US dollars per million
@@ -8,12 +8,18 @@ import { Catalog, type ProviderSpec } from "../core/catalog.js";
  */
 const PRICES_CHECKED = "2025-08-01";
 
+// Capabilities as the providers document them for their OpenAI-compatible chat endpoints.
+const VISION_TOOLS_JSON: ModelCapabilities = { input: ["text", "image", "file"], tools: true, structuredOutput: true };
+const GEMINI: ModelCapabilities = { input: ["text", "image", "file", "audio"], tools: true, structuredOutput: true };
+
 export const PROVIDERS: readonly ProviderSpec[] = [
   {
     id: "openai",
     name: "OpenAI",
     baseUrl: "https://api.openai.com/v1",
     apiKeySecret: "OPENAI_API_KEY",
+    // OpenAI fetches image URLs itself; PDFs and audio must be sent as data.
+    fetchesUrls: ["image"],
     keyCheck: { pattern: "^sk-[A-Za-z0-9_-]{20,}$" },
     timeouts: { totalMs: 120_000, firstTokenMs: 30_000, idleMs: 20_000 },
     models: [
@@ -23,6 +29,9 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 128_000,
         maxOutputTokens: 16_384,
         price: { inputPerMTokUsd: 0.15, cachedInputPerMTokUsd: 0.075, outputPerMTokUsd: 0.6, priceVersion: PRICES_CHECKED },
+        capabilities: VISION_TOOLS_JSON,
+        // gpt-4o-mini bills images at many more tokens than gpt-4o (same price): 2,833 base + 5,667 a 512 px tile, 4 tiles at most.
+        imageTokens: 25_501,
       },
       {
         id: "gpt-4.1-mini",
@@ -30,6 +39,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 1_047_576,
         maxOutputTokens: 32_768,
         price: { inputPerMTokUsd: 0.4, cachedInputPerMTokUsd: 0.1, outputPerMTokUsd: 1.6, priceVersion: PRICES_CHECKED },
+        capabilities: VISION_TOOLS_JSON,
       },
       {
         id: "gpt-4.1-nano",
@@ -37,6 +47,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 1_047_576,
         maxOutputTokens: 32_768,
         price: { inputPerMTokUsd: 0.1, cachedInputPerMTokUsd: 0.025, outputPerMTokUsd: 0.4, priceVersion: PRICES_CHECKED },
+        capabilities: VISION_TOOLS_JSON,
       },
       {
         id: "o4-mini",
@@ -44,6 +55,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 200_000,
         maxOutputTokens: 100_000,
         price: { inputPerMTokUsd: 1.1, cachedInputPerMTokUsd: 0.275, outputPerMTokUsd: 4.4, priceVersion: PRICES_CHECKED },
+        capabilities: { ...VISION_TOOLS_JSON, reasoning: true },
         // Reasoning models think before the first visible token.
         timeouts: { firstTokenMs: 120_000, totalMs: 240_000 },
       },
@@ -63,6 +75,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 1_048_576,
         maxOutputTokens: 65_536,
         price: { inputPerMTokUsd: 0.3, cachedInputPerMTokUsd: 0.075, outputPerMTokUsd: 2.5, priceVersion: PRICES_CHECKED },
+        capabilities: { ...GEMINI, reasoning: true },
         timeouts: { firstTokenMs: 60_000 },
       },
       {
@@ -71,6 +84,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 1_048_576,
         maxOutputTokens: 8_192,
         price: { inputPerMTokUsd: 0.1, cachedInputPerMTokUsd: 0.025, outputPerMTokUsd: 0.4, priceVersion: PRICES_CHECKED },
+        capabilities: GEMINI,
       },
     ],
   },
@@ -79,6 +93,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     name: "OpenRouter",
     baseUrl: "https://openrouter.ai/api/v1",
     apiKeySecret: "OPENROUTER_API_KEY",
+    fetchesUrls: ["image"],
     keyCheck: { pattern: "^sk-or-v1-[0-9a-f]{64}$", creditPath: "/key" },
     timeouts: { totalMs: 120_000, firstTokenMs: 45_000, idleMs: 30_000 },
     models: [
@@ -88,6 +103,8 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 128_000,
         maxOutputTokens: 16_384,
         price: { inputPerMTokUsd: 0.15, cachedInputPerMTokUsd: 0.075, outputPerMTokUsd: 0.6, priceVersion: PRICES_CHECKED },
+        capabilities: { input: ["text", "image"], tools: true, structuredOutput: true },
+        imageTokens: 25_501,
       },
       {
         id: "openrouter/anthropic/claude-3.5-haiku",
@@ -95,6 +112,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 200_000,
         maxOutputTokens: 8_192,
         price: { inputPerMTokUsd: 0.8, cachedInputPerMTokUsd: 0.08, outputPerMTokUsd: 4, priceVersion: PRICES_CHECKED },
+        capabilities: { input: ["text"], tools: true, structuredOutput: false },
       },
     ],
   },
@@ -110,6 +128,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 131_072,
         maxOutputTokens: 8_192,
         price: { inputPerMTokUsd: 0, cachedInputPerMTokUsd: 0, outputPerMTokUsd: 0, priceVersion: PRICES_CHECKED },
+        capabilities: { input: ["text"], tools: true, structuredOutput: true },
       },
     ],
   },
@@ -121,6 +140,8 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     name: "Local model provider",
     baseUrl: { env: "LOCAL_PROVIDER_URL" },
     acceptsScenarioSuffix: true,
+    // It fetches nothing, but takes URLs as they are: only counts and names the parts.
+    fetchesUrls: ["image", "file", "audio"],
     timeouts: { totalMs: 60_000, firstTokenMs: 15_000, idleMs: 10_000 },
     models: [
       {
@@ -129,6 +150,8 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 32_768,
         maxOutputTokens: 4_096,
         price: { inputPerMTokUsd: 0.1, cachedInputPerMTokUsd: 0.05, outputPerMTokUsd: 0.4, priceVersion: "local-1" },
+        capabilities: { input: ["text", "image", "file", "audio"], tools: true, structuredOutput: true },
+        imageTokens: 85,
       },
       {
         id: "local-pro",
@@ -136,6 +159,17 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 32_768,
         maxOutputTokens: 8_192,
         price: { inputPerMTokUsd: 1, cachedInputPerMTokUsd: 0.25, outputPerMTokUsd: 4, priceVersion: "local-1" },
+        capabilities: { input: ["text", "image", "file", "audio"], tools: true, structuredOutput: true, reasoning: true },
+        imageTokens: 85,
+      },
+      {
+        // Text only, no tools, no structured output: for testing capability checks and fallbacks that skip it.
+        id: "local-text",
+        upstreamId: "local-text",
+        contextWindow: 8_192,
+        maxOutputTokens: 2_048,
+        price: { inputPerMTokUsd: 0.05, cachedInputPerMTokUsd: 0.025, outputPerMTokUsd: 0.2, priceVersion: "local-1" },
+        capabilities: { input: ["text"], tools: false, structuredOutput: false },
       },
     ],
   },

@@ -47,6 +47,22 @@ export const enforceAppCheck = boolean("ENFORCE_APP_CHECK", false, "Reject calls
 export const logPrompts = boolean("LOG_PROMPTS", false, "Include prompt and output text in logs. Leave off in production.");
 export const historyTtlDays = int("HISTORY_TTL_DAYS", 90, "Days before an execution record's expireAt (Firestore TTL deletes it after that).");
 
+const mediaUrlHostsParam = string(
+  "MEDIA_URL_HOSTS",
+  "firebasestorage.googleapis.com",
+  "Hosts the server may fetch media URLs from for providers that need bytes (comma-separated; *.example.com for subdomains).",
+);
+
+/** Allowed hosts of media URLs the server fetches itself (docs/api.md, "Content parts"). */
+export const mediaUrlHosts = {
+  value: (): string[] =>
+    mediaUrlHostsParam
+      .value()
+      .split(",")
+      .map((h) => h.trim())
+      .filter((h) => h !== ""),
+};
+
 /** "" or "none" means no limit. */
 function dollarsOrNone(raw: string, name: string): number | null {
   const text = raw.trim().toLowerCase();
@@ -69,6 +85,13 @@ export const reservationGraceMs = int(
   90_000,
   "Added to an execution's time limit before its budget reservation is presumed abandoned and reclaimed.",
 );
+
+/**
+ * timeoutSeconds of the functions that call providers: room past MAX_REQUEST_TIMEOUT_MS
+ * (240 s) for settlement, which is retried until shortly before this (a Firestore outage
+ * of a minute after the answer loses nothing).
+ */
+export const PROVIDER_FUNCTION_TIMEOUT_SECONDS = 300;
 
 /** Shards of the global ledger: ~1 sustained write/s each (docs/data-model.md). */
 export const GLOBAL_LEDGER_SHARDS = 20;

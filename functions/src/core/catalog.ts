@@ -1,8 +1,12 @@
+import type { InputKind } from "./messages.js";
+
 /** Prices in US dollars per million tokens, as providers publish them. */
 export interface ModelPrice {
   inputPerMTokUsd: number;
   cachedInputPerMTokUsd: number;
   outputPerMTokUsd: number;
+  /** Audio input tokens, when the provider prices them apart (else the input price). */
+  audioInputPerMTokUsd?: number;
   /** Date the figures were checked; stored on every execution's cost so old records stay explainable. */
   priceVersion: string;
 }
@@ -16,6 +20,20 @@ export interface ModelTimeouts {
   idleMs: number;
 }
 
+/** What a model can take and do (API.md, "Catalog"); requests needing more are refused or skip it. */
+export interface ModelCapabilities {
+  input: InputKind[];
+  tools: boolean;
+  structuredOutput: boolean;
+  /** Takes `reasoningEffort` (forwarded only to such models). */
+  reasoning?: boolean;
+}
+
+export const TEXT_ONLY: ModelCapabilities = { input: ["text"], tools: false, structuredOutput: false };
+
+/** Upper bound of input tokens one image costs, when the model does not say (docs/api.md, "Budgets"). */
+export const DEFAULT_IMAGE_TOKENS = 2_000;
+
 export interface ModelSpec {
   /** Our id, unique across providers; what clients send as `model`. */
   id: string;
@@ -24,6 +42,10 @@ export interface ModelSpec {
   contextWindow: number;
   maxOutputTokens: number;
   price: ModelPrice;
+  /** Absent: text only, no tools, no structured output. */
+  capabilities?: ModelCapabilities;
+  /** Upper bound of the input tokens of one image, for budget reservations; default DEFAULT_IMAGE_TOKENS. */
+  imageTokens?: number;
   /** Overrides of the provider's timeouts. */
   timeouts?: Partial<ModelTimeouts>;
 }
@@ -40,6 +62,11 @@ export interface ProviderSpec {
    * local provider sets this: it is how tests choose a fault through `executePrompt`.
    */
   acceptsScenarioSuffix?: boolean;
+  /**
+   * Media kinds the provider fetches itself from an https URL. Parts of other kinds that
+   * come as https URLs are fetched by us (from allowed hosts only) and sent as data URLs.
+   */
+  fetchesUrls?: InputKind[];
   timeouts: ModelTimeouts;
   models: ModelSpec[];
   /** What `npm run verify-keys` needs to know about the provider's keys. */
@@ -58,6 +85,7 @@ export interface ResolvedModel {
   provider: ProviderSpec;
   spec: ModelSpec;
   timeouts: ModelTimeouts;
+  capabilities: ModelCapabilities;
 }
 
 export class Catalog {
@@ -92,6 +120,6 @@ export class Catalog {
   }
 
   private toResolved(id: string, provider: ProviderSpec, spec: ModelSpec, upstreamId: string): ResolvedModel {
-    return { id, upstreamId, provider, spec, timeouts: { ...provider.timeouts, ...spec.timeouts } };
+    return { id, upstreamId, provider, spec, timeouts: { ...provider.timeouts, ...spec.timeouts }, capabilities: spec.capabilities ?? TEXT_ONLY };
   }
 }

@@ -18,9 +18,12 @@ const picosPerToken = (usdPerMTok: number): number => Math.round(usdPerMTok * 1_
  * until one final rounding, half up, so sums over many executions are exact.
  */
 export function computeCost(usage: Usage, price: ModelPrice): Cost {
-  const uncachedInput = usage.inputTokens - usage.cachedInputTokens;
+  // Audio input at its own price when the model has one; the rest of the input at the input price.
+  const audio = price.audioInputPerMTokUsd !== undefined ? Math.min(usage.audioInputTokens ?? 0, usage.inputTokens - usage.cachedInputTokens) : 0;
+  const uncachedInput = usage.inputTokens - usage.cachedInputTokens - audio;
   const picos =
     uncachedInput * picosPerToken(price.inputPerMTokUsd) +
+    audio * picosPerToken(price.audioInputPerMTokUsd ?? 0) +
     usage.cachedInputTokens * picosPerToken(price.cachedInputPerMTokUsd) +
     usage.outputTokens * picosPerToken(price.outputPerMTokUsd);
   const micros = Math.floor((picos + 500_000) / 1_000_000);

@@ -16,6 +16,7 @@ export type ErrorCategory =
   | "provider_unavailable"
   | "network"
   | "timeout"
+  | "invalid_output"
   | "provider_auth"
   | "provider_quota_exhausted"
   | "idempotency_conflict"
@@ -69,6 +70,12 @@ export const CATEGORIES: Record<ErrorCategory, CategoryInfo> = {
   provider_unavailable: { code: "unavailable", httpStatus: 503, retryable: true, message: "The model provider is unavailable; retry later." },
   network: { code: "unavailable", httpStatus: 503, retryable: true, message: "Could not reach the model provider; retry later." },
   timeout: { code: "deadline-exceeded", httpStatus: 504, retryable: true, message: "The model did not answer in time." },
+  invalid_output: {
+    code: "unavailable",
+    httpStatus: 502,
+    retryable: true,
+    message: "The model's answer was not valid JSON for the requested schema.",
+  },
   provider_auth: {
     code: "failed-precondition",
     httpStatus: 400,

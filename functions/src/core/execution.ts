@@ -1,6 +1,7 @@
 import type { Cost } from "./cost.js";
 import type { ErrorCategory } from "./errors.js";
-import type { ChatMessage } from "./templates.js";
+import { mediaReference, type MediaReference } from "./media.js";
+import type { Message, TextPart, ToolCall } from "./messages.js";
 import type { Usage } from "./usage.js";
 
 export type ExecutionStatus = "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
@@ -12,6 +13,30 @@ export interface AttemptRecord {
   category?: ErrorCategory;
   httpStatus?: number;
   latencyMs: number;
+  /** What the provider billed for this attempt (reported or estimated), when anything. */
+  usage?: Usage;
+  costMicros?: number;
+}
+
+/** A message as records keep it: media by reference (never a data URL's bytes), text capped. */
+export type RecordedPart = TextPart | MediaReference;
+export type RecordedMessage =
+  | { role: "system" | "user"; content: string | RecordedPart[] }
+  | { role: "assistant"; content: string | RecordedPart[] | null; toolCalls?: ToolCall[] }
+  | { role: "tool"; toolCallId: string; content: string };
+
+/**
+ * Earlier runs of the same `requestId` (a repeat reruns after a timeout, a cancel, a
+ * retryable failure or an abandoned run): what they were charged, so that the ledger still
+ * equals the sum of the records (cost + prior.costMicros, and 1 + prior.runs requests).
+ */
+export interface PriorRuns {
+  runs: number;
+  costMicros: number;
+  inputTokens: number;
+  outputTokens: number;
+  lastStatus: ExecutionStatus;
+  lastError?: { category: ErrorCategory; message: string };
 }
 
 /** `users/{uid}/executions/{executionId}` (API.md, "Firestore data model"). */
@@ -24,10 +49,15 @@ export interface Execution {
   model: string;
   provider: string;
   promptId?: string;
-  input: ChatMessage[];
+  input: RecordedMessage[];
   inputTruncated: boolean;
+  /** Names of the tools offered, and the response format asked for, when any. */
+  tools?: string[];
+  responseFormat?: "json_object" | "json_schema";
   output: string;
   outputTruncated: boolean;
+  /** Function calls the model asked for (partial ones kept when the answer was cut). */
+  toolCalls?: ToolCall[];
   finishReason: string | null;
   usage: Usage | null;
   cost: Cost | null;
@@ -39,6 +69,11 @@ export interface Execution {
   ttftMs: number | null;
   /** Firestore's TTL policy deletes the record after this. */
   expireAt: Date;
+  /** Closed by a reclaimer because its instance died: a repeat of its requestId runs again. */
+  abandoned?: boolean;
+  prior?: PriorRuns;
+  /** The server instance running it (for cancelExecution). */
+  instance?: string;
 }
 
 /** What `executePrompt` returns (API.md). */
@@ -48,6 +83,9 @@ export interface ExecutionResult {
   provider: string;
   output: string;
   finishReason: string;
+  toolCalls?: ToolCall[];
+  /** With a response format: the output parsed (and validated against the schema). */
+  json?: unknown;
   usage: Usage;
   cost: { usd: number; micros: number };
   latencyMs: number;
@@ -58,19 +96,38 @@ export interface ExecutionResult {
 /** Limits on what a record stores, so that one document stays far below Firestore's 1 MiB. */
 export const RECORD_LIMITS = { inputChars: 50_000, outputChars: 100_000 } as const;
 
-export function capInput(messages: readonly ChatMessage[]): { input: ChatMessage[]; inputTruncated: boolean } {
+/** What a record keeps of the input: media by reference, text within RECORD_LIMITS.inputChars in all. */
+export function capInput(messages: readonly Message[]): { input: RecordedMessage[]; inputTruncated: boolean } {
   let budget = RECORD_LIMITS.inputChars;
   let truncated = false;
-  const input: ChatMessage[] = [];
+  const take = (text: string): string => {
+    const kept = text.length > budget ? text.slice(0, Math.max(0, budget)) : text;
+    if (kept.length < text.length) truncated = true;
+    budget -= kept.length;
+    return kept;
+  };
+  const input: RecordedMessage[] = [];
   for (const message of messages) {
     if (budget <= 0) {
       truncated = true;
       break;
     }
-    const content = message.content.length > budget ? message.content.slice(0, budget) : message.content;
-    if (content.length < message.content.length) truncated = true;
-    budget -= content.length;
-    input.push({ role: message.role, content });
+    if (message.role === "tool") {
+      input.push({ role: "tool", toolCallId: message.toolCallId, content: take(message.content) });
+      continue;
+    }
+    const content =
+      message.content === null || typeof message.content === "string"
+        ? message.content === null
+          ? null
+          : take(message.content)
+        : message.content.map((part): RecordedPart => (part.type === "text" ? { type: "text", text: take(part.text) } : mediaReference(part)));
+    if (message.role === "assistant") {
+      const toolCalls = message.toolCalls?.map((call) => ({ ...call, arguments: take(call.arguments) }));
+      input.push({ role: "assistant", content, ...(toolCalls ? { toolCalls } : {}) });
+    } else {
+      input.push({ role: message.role, content: content ?? "" });
+    }
   }
   return { input, inputTruncated: truncated };
 }
@@ -86,12 +143,15 @@ export function runningExecution(fields: {
   id: string;
   model: string;
   provider: string;
-  messages: readonly ChatMessage[];
+  messages: readonly Message[];
   createdAt: number;
   ttlDays: number;
   requestId?: string;
   requestFingerprint?: string;
   promptId?: string;
+  instance?: string;
+  tools?: readonly { name: string }[];
+  responseFormat?: { type: "json_object" | "json_schema" };
 }): Execution {
   return {
     id: fields.id,
@@ -101,7 +161,10 @@ export function runningExecution(fields: {
     model: fields.model,
     provider: fields.provider,
     ...(fields.promptId ? { promptId: fields.promptId } : {}),
+    ...(fields.instance ? { instance: fields.instance } : {}),
     ...capInput(fields.messages),
+    ...(fields.tools ? { tools: fields.tools.map((t) => t.name) } : {}),
+    ...(fields.responseFormat ? { responseFormat: fields.responseFormat.type } : {}),
     output: "",
     outputTruncated: false,
     finishReason: null,

@@ -29,11 +29,12 @@ export function usageDelta(execution: Execution): UsageTotals {
 }
 
 /** The record of an execution whose instance died: what the reclaimer writes over its `running` state. */
-export function abandoned(at: Date): Pick<Execution, "status" | "error" | "completedAt"> {
+export function abandoned(at: Date): Pick<Execution, "status" | "error" | "completedAt" | "abandoned"> {
   return {
     status: "failed",
     error: { category: "internal", message: "The server instance stopped before the execution finished." },
     completedAt: at,
+    abandoned: true,
   };
 }
 

@@ -1,7 +1,7 @@
-import type { ResolvedModel } from "./catalog.js";
+import { DEFAULT_IMAGE_TOKENS, type ResolvedModel } from "./catalog.js";
 import { computeCost } from "./cost.js";
 import { ExecutionError } from "./errors.js";
-import type { ChatMessage } from "./templates.js";
+import type { Message, ResponseFormat, ToolSpec } from "./messages.js";
 
 /**
  * Admission: the per-user rate limit, concurrency limit and budgets, decided from state
@@ -171,15 +171,53 @@ export function decideAdmission(input: {
   };
 }
 
+/** What an execution sends a model, for bounding its input tokens. */
+export interface ModelInput {
+  messages: readonly Message[];
+  tools?: readonly ToolSpec[];
+  responseFormat?: ResponseFormat;
+}
+
+const FRAMING_TOKENS = 4;
+
 /**
- * The most an execution can cost: its input counted conservatively (2 characters a token,
- * where English averages 4) plus `maxTokens` (or the model's maximum) of output, on the
- * most expensive of the models it may fall back to.
+ * A true upper bound of the input tokens of a request on one model: every tokenizer in use
+ * (byte-level BPE, SentencePiece with byte fallback) spends at least one UTF-8 byte per
+ * token, so text counts its bytes (CJK text is 3 bytes a character, and can be a token per
+ * character); each image the model's `imageTokens`; a file or audio part can be as large as
+ * the model takes, so with one the bound is the context window, which caps everything.
  */
-export function worstCaseMicros(messages: readonly ChatMessage[], candidates: readonly ResolvedModel[], maxTokens?: number): number {
-  const inputTokens = messages.reduce((sum, m) => sum + Math.ceil(m.content.length / 2) + 4, 0);
+export function inputTokensBound(input: ModelInput, model: ResolvedModel): number {
+  let tokens = 0;
+  let unbounded = false;
+  for (const message of input.messages) {
+    tokens += FRAMING_TOKENS;
+    if (typeof message.content === "string") tokens += Buffer.byteLength(message.content, "utf8");
+    else if (message.content !== null) {
+      for (const part of message.content) {
+        if (part.type === "text") tokens += Buffer.byteLength(part.text, "utf8");
+        else if (part.type === "image") tokens += model.spec.imageTokens ?? DEFAULT_IMAGE_TOKENS;
+        else unbounded = true;
+      }
+    }
+    if (message.role === "assistant") {
+      for (const call of message.toolCalls ?? []) tokens += FRAMING_TOKENS + Buffer.byteLength(call.id + call.name + call.arguments, "utf8");
+    }
+    if (message.role === "tool") tokens += Buffer.byteLength(message.toolCallId, "utf8");
+  }
+  if (input.tools) tokens += Buffer.byteLength(JSON.stringify(input.tools), "utf8");
+  if (input.responseFormat) tokens += Buffer.byteLength(JSON.stringify(input.responseFormat), "utf8");
+  return unbounded ? model.spec.contextWindow : Math.min(tokens, model.spec.contextWindow);
+}
+
+/**
+ * The most an execution can cost: inputTokensBound plus `maxTokens` (or the model's maximum)
+ * of output, on the most expensive of the models it may fall back to.
+ */
+export function worstCaseMicros(input: ModelInput, candidates: readonly ResolvedModel[], maxTokens?: number): number {
   let worst = 0;
   for (const model of candidates) {
+    const inputTokens = inputTokensBound(input, model);
     const outputTokens = Math.min(maxTokens ?? model.spec.maxOutputTokens, model.spec.maxOutputTokens);
     const cost = computeCost(
       { inputTokens, outputTokens, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: inputTokens + outputTokens, estimated: true },

@@ -1,5 +1,5 @@
 import type { Execution } from "./execution.js";
-import { idempotencyDecision } from "./idempotency.js";
+import { idempotencyDecision, priorRunsOf } from "./idempotency.js";
 import { abandoned, ABANDONED_DELTA, EMPTY_TOTALS, usageDelta, type UsageTotals } from "./ledger.js";
 import { decideAdmission, usagePeriods, type AccountState, type GlobalShardState, type Reservation } from "./limits.js";
 import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, Logger, PromptStore } from "./ports.js";
@@ -63,15 +63,16 @@ export class MemoryExecutionStore implements ExecutionStore {
   admit(request: AdmissionRequest): Promise<Admission> {
     this.roundTrips += 2; // a transaction: one read, one commit
     return this.serialized(request.uid, () => {
-      const { uid, execution, now, limits } = request;
-      const existing = this.records.get(`${uid}/${execution.id}`);
-      if (existing && idempotencyDecision(existing, execution.requestFingerprint ?? "") === "replay") {
-        return { kind: "replay", execution: structuredClone(existing) } as const;
-      }
+      const { uid, now, limits } = request;
+      let { execution } = request;
       const account = this.account(uid);
+      const existing = this.records.get(`${uid}/${execution.id}`);
+      const live = (id: string) => (account.reservations[id]?.expireAt ?? 0) > now;
+      const decision = existing ? idempotencyDecision(existing, execution.requestFingerprint ?? "", live(existing.id)) : undefined;
+      if (existing && decision === "replay") return { kind: "replay", execution: structuredClone(existing) } as const;
       const { month, day } = usagePeriods(now);
       const shardIndexes = limits.globalMonthlyBudgetUsd === null ? [] : [0, 1].map(() => Math.floor(Math.random() * limits.globalShards));
-      const decision = decideAdmission({
+      const admission = decideAdmission({
         executionId: execution.id,
         now,
         reserveMicros: request.reserveMicros,
@@ -80,27 +81,30 @@ export class MemoryExecutionStore implements ExecutionStore {
         globalShards: shardIndexes.map((i) => this.shard(month, i)),
         settings: limits,
       });
-      for (const id of decision.expired) {
+      const close = (id: string) => {
+        this.add(`${uid}/${month}`, ABANDONED_DELTA);
+        this.add(`${uid}/${day}`, ABANDONED_DELTA);
+        this.add(`global/${month}`, ABANDONED_DELTA);
         const dead = this.records.get(`${uid}/${id}`);
-        if (dead?.status === "running") {
-          this.records.set(`${uid}/${id}`, { ...dead, ...abandoned(new Date(now)) });
-          this.add(`${uid}/${month}`, ABANDONED_DELTA);
-          this.add(`${uid}/${day}`, ABANDONED_DELTA);
-          this.add(`global/${month}`, ABANDONED_DELTA);
-        }
-      }
-      account.reservations = decision.reservations;
-      account.recent = decision.recent;
-      if (decision.globalShard) this.shard(month, decision.globalShard.index).reservations = decision.globalShard.reservations;
+        if (dead) this.records.set(`${uid}/${id}`, { ...dead, ...abandoned(new Date(now)) });
+      };
+      for (const id of admission.expired) if (this.records.get(`${uid}/${id}`)?.status === "running") close(id);
+      if (existing && decision === "reclaim" && !admission.expired.includes(existing.id)) close(existing.id);
+      if (existing) execution = { ...execution, prior: priorRunsOf(this.records.get(`${uid}/${execution.id}`)!) };
+      account.reservations = admission.reservations;
+      account.recent = admission.recent;
+      if (admission.globalShard) this.shard(month, admission.globalShard.index).reservations = admission.globalShard.reservations;
       this.records.set(`${uid}/${execution.id}`, structuredClone(execution));
-      const ticket: AdmissionTicket = decision.globalShard ? { globalShard: decision.globalShard.index } : {};
-      return { kind: "admitted", ticket } as const;
+      const ticket: AdmissionTicket = admission.globalShard ? { globalShard: admission.globalShard.index } : {};
+      return { kind: "admitted", ticket, ...(existing ? { prior: execution.prior } : {}) } as const;
     });
   }
 
   finish(uid: string, execution: Execution, ticket: AdmissionTicket): Promise<void> {
     this.roundTrips += 1;
     return this.serialized(uid, () => {
+      // Idempotent, as the Firestore store: a record no longer running was settled already.
+      if (this.records.get(`${uid}/${execution.id}`)?.status !== "running") return;
       const at = execution.completedAt?.getTime() ?? Date.now();
       const { month, day } = usagePeriods(at);
       const delta = usageDelta(execution);

@@ -1,5 +1,7 @@
 import { CATEGORIES, classifyError } from "./errors.js";
 import type { ExecutionResult } from "./execution.js";
+import type { ToolCall } from "./messages.js";
+import type { ToolCallDelta } from "./ports.js";
 import type { Usage } from "./usage.js";
 
 /**
@@ -29,12 +31,22 @@ export function chatCompletion(result: ExecutionResult, created: number) {
     choices: [
       {
         index: 0,
-        message: { role: "assistant", content: result.output, refusal: null },
+        message: assistantMessage(result.output, result.toolCalls),
         finish_reason: result.finishReason,
         logprobs: null,
       },
     ],
     usage: toOpenAIUsage(result.usage),
+  };
+}
+
+/** The answer as OpenAI's message; clients push it back as the next turn's input, which we accept. */
+function assistantMessage(output: string, toolCalls: ToolCall[] | undefined) {
+  return {
+    role: "assistant",
+    content: toolCalls && output === "" ? null : output,
+    refusal: null,
+    ...(toolCalls ? { tool_calls: toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } })) } : {}),
   };
 }
 
@@ -52,6 +64,14 @@ export function chunkWriter(executionId: string, model: string, created: number)
     role: () => `data: ${head}"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n`,
     // Hot path: one string concatenation per delta rather than building and serialising an object.
     delta: (text: string) => `data: ${head}"choices":[{"index":0,"delta":{"content":${JSON.stringify(text)}},"finish_reason":null}]}\n\n`,
+    toolCall: (delta: ToolCallDelta) => {
+      const call = {
+        index: delta.index,
+        ...(delta.id !== undefined ? { id: delta.id, type: "function" } : {}),
+        function: { ...(delta.name !== undefined ? { name: delta.name } : {}), arguments: delta.argumentsDelta },
+      };
+      return `data: ${head}"choices":[{"index":0,"delta":{"tool_calls":[${JSON.stringify(call)}]},"finish_reason":null}]}\n\n`;
+    },
     finish: (reason: string) => `data: ${head}"choices":[{"index":0,"delta":{},"finish_reason":${JSON.stringify(reason)}}]}\n\n`,
     usage: (usage: Usage) => `data: ${head}"choices":[],"usage":${JSON.stringify(toOpenAIUsage(usage))}}\n\n`,
   };

@@ -1,22 +1,45 @@
 import type { ResolvedModel } from "./catalog.js";
-import type { Execution } from "./execution.js";
+import type { Execution, PriorRuns } from "./execution.js";
 import type { LimitSettings } from "./limits.js";
+import type { InputKind, Message, ResponseFormat, ToolChoice, ToolSpec } from "./messages.js";
 import type { GenerationParams } from "./request.js";
-import type { ChatMessage, PromptTemplate } from "./templates.js";
+import type { PromptTemplate } from "./templates.js";
 import type { ProviderUsage } from "./usage.js";
 
 /** What the pipeline asks of a model provider: one streamed chat completion. */
 export interface ModelRequest {
   model: ResolvedModel;
-  messages: ChatMessage[];
+  messages: Message[];
+  tools?: ToolSpec[];
+  toolChoice?: ToolChoice;
+  responseFormat?: ResponseFormat;
   params: GenerationParams;
   signal: AbortSignal;
 }
 
+/** A piece of a streamed tool call, as providers send them: the id and name come first, then the arguments in pieces. */
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  name?: string;
+  argumentsDelta: string;
+}
+
 export type ModelChunk =
   | { type: "delta"; text: string }
+  | ({ type: "tool_call" } & ToolCallDelta)
   | { type: "finish"; reason: string }
   | { type: "usage"; usage: ProviderUsage };
+
+/** Fetches media from an https URL for providers that need the bytes (adapters/media-fetcher.ts). */
+export interface MediaFetcher {
+  /**
+   * Returns the content as a base64 data URL, or throws a `validation` ExecutionError when
+   * the URL may not be fetched (not https, a host outside the allow-list, a redirect to one,
+   * too big, too slow, or not of the expected kind).
+   */
+  fetchAsDataUrl(url: string, kind: Exclude<InputKind, "text">, signal: AbortSignal): Promise<string>;
+}
 
 export interface ModelClient {
   /**
@@ -40,9 +63,22 @@ export interface AdmissionRequest {
 /** What the store needs back at settlement to release what admission took. */
 export interface AdmissionTicket {
   globalShard?: number;
+  /**
+   * The store's version of the `running` record (Firestore: its update time), so that
+   * settlement can be retried safely: a repeat of a commit that already went through is
+   * refused by the store instead of counting twice.
+   */
+  version?: unknown;
 }
 
-export type Admission = { kind: "admitted"; ticket: AdmissionTicket } | { kind: "replay"; execution: Execution };
+export type Admission =
+  | {
+      kind: "admitted";
+      ticket: AdmissionTicket;
+      /** When the requestId's earlier run is rerun: what it (and its own earlier runs) cost, now carried by the record. */
+      prior?: PriorRuns;
+    }
+  | { kind: "replay"; execution: Execution };
 
 export interface ExecutionStore {
   /**
@@ -51,7 +87,11 @@ export interface ExecutionStore {
    * record. Throws `rate_limited`, `budget_exceeded`, `in_progress` or `idempotency_conflict`.
    */
   admit(request: AdmissionRequest): Promise<Admission>;
-  /** Atomically (one commit): the final record, the usage ledger, and the release of the reservations. */
+  /**
+   * Atomically (one commit): the final record, the usage ledger, and the release of the
+   * reservations. Idempotent: calling it again after a commit that went through (or whose
+   * outcome is unknown) changes nothing more.
+   */
   finish(uid: string, execution: Execution, ticket: AdmissionTicket): Promise<void>;
 }
 

@@ -46,11 +46,12 @@ export function renderTemplate(template: PromptTemplate, variables: Record<strin
   const declared = template.variables;
   const values = new Map<string, VariableValue>();
   if (declared) {
+    // Own properties only: `constructor` or `toString` must not count as declared or given.
     for (const name of Object.keys(variables)) {
-      if (!(name in declared)) throw invalid(`variables.${name}: the prompt "${template.name}" declares no such variable.`);
+      if (!Object.hasOwn(declared, name)) throw invalid(`variables.${name}: the prompt "${template.name}" declares no such variable.`);
     }
     for (const [name, spec] of Object.entries(declared)) {
-      const value = variables[name] ?? spec.default;
+      const value = (Object.hasOwn(variables, name) ? variables[name] : undefined) ?? spec.default;
       if (value === undefined) {
         if (spec.required) throw invalid(`variables.${name}: required by the prompt "${template.name}".`);
         continue;

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { ExecuteChunk } from "../../src/adapters/execute-prompt-callable.js";
 import type { ExecutionResult } from "../../src/core/execution.js";
-import { anonymousFunctions, callable, rejection, executionRecord, providerCount, signedInClient } from "../support/firebase.js";
+import { adminDb, anonymousFunctions, callable, rejection, executionRecord, providerCount, signedInClient } from "../support/firebase.js";
+import { functionUrl } from "../support/stack.js";
 
 /**
  * executePrompt through the Functions emulator with the firebase web SDK, one test per
@@ -132,7 +133,7 @@ describe("executePrompt (callable, firebase web SDK)", () => {
     expect(record!.attempts).toHaveLength(1);
   });
 
-  it("a malformed SSE line → unavailable / provider_unavailable, not retried after output", async () => {
+  it("a malformed SSE line every time → unavailable / provider_unavailable, partial output kept", async () => {
     const error = await rejection(execute()(ask("local-mini+fail=malformed,after=1")));
     expect(error.code).toBe("functions/unavailable");
     const details = error.details as Record<string, unknown>;
@@ -162,5 +163,79 @@ describe("executePrompt (callable, firebase web SDK)", () => {
     expect(error.details).toEqual({ category: "validation", retryable: false });
     const notFound = await rejection(execute()(ask("gpt-9")));
     expect(notFound.code).toBe("functions/not-found");
+  });
+});
+
+/** The callable protocol by hand: what the firebase SDKs never send, but anyone can. */
+async function rawCall(body: string, token: string | undefined = client.idToken) {
+  const response = await fetch(functionUrl("executePrompt"), {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body,
+  });
+  return { status: response.status, body: (await response.json()) as { error?: { status: string; message: string; details?: Record<string, unknown> } } };
+}
+
+describe("reliability round 2 through the emulator (callable)", () => {
+  it("a client waiting for the whole answer keeps its retry after a mid-stream cut; both attempts are charged", async () => {
+    const { data } = await execute()(ask(`local-mini+fail=cut,after=2,times=1,key=${key("cut-whole")}`, "one two three"));
+    expect(data).toMatchObject({ output: "Echo: one two three", attempts: 2 });
+    const record = await executionRecord(client.uid, data.executionId);
+    const costs = (record!.attempts as { costMicros?: number }[]).map((a) => a.costMicros ?? 0);
+    expect(costs[0]).toBeGreaterThan(0);
+    expect(record!.cost.micros).toBe(costs[0]! + costs[1]!);
+    expect(data.cost.micros).toBe(record!.cost.micros);
+  });
+
+  it("a primary model without a key falls back instead of stopping the request", async () => {
+    const { data } = await execute()(ask("gpt-4o-mini", "hi", { fallbackModels: ["local-mini"] }));
+    expect(data).toMatchObject({ model: "local-mini", output: "Echo: hi" });
+  });
+
+  it("a lone surrogate is invalid-argument naming the field, not a 500", async () => {
+    const error = await rejection(execute()(ask("local-mini", "hi \ud800 there")));
+    expect(error.code).toBe("functions/invalid-argument");
+    expect(error.message).toContain("messages[0].content: contains an unpaired surrogate (ill-formed UTF-16)");
+  });
+
+  it("__proto__ cannot smuggle fields past the unknown-key rule", async () => {
+    const smuggled = await rawCall('{"data":{"__proto__":{"messages":[{"role":"user","content":"smuggled"}]},"model":"local-mini"}}');
+    expect(smuggled.status).toBe(400);
+    expect(smuggled.body.error).toMatchObject({ status: "INVALID_ARGUMENT", details: { category: "validation" } });
+    const inParams = await rawCall('{"data":{"messages":[{"role":"user","content":"hi"}],"params":{"__proto__":{"temperature":1}}}}');
+    expect(inParams.body.error).toMatchObject({ status: "INVALID_ARGUMENT", message: expect.stringContaining("__proto__") });
+  });
+
+  it("an undeclared template variable named like a built-in is refused", async () => {
+    await adminDb()
+      .doc(`users/${client.uid}/prompts/builtins`)
+      .set({ name: "builtins", messages: [{ role: "user", content: "say {{x}}" }], variables: { x: { type: "string" } } });
+    const error = await rejection(execute()({ promptId: "builtins", model: "local-mini", variables: { x: "1", constructor: "2" } }));
+    expect(error.code).toBe("functions/invalid-argument");
+    expect(error.message).toContain("variables.constructor");
+  });
+
+  it("a bearer token that names no user is unauthenticated, and nothing is written under users/undefined", async () => {
+    const fake = `${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from('{"aud":"x"}').toString("base64url")}.sig`;
+    const answer = await rawCall(JSON.stringify({ data: ask("local-mini") }), fake);
+    expect(answer.status).toBe(401);
+    expect(answer.body.error).toMatchObject({ status: "UNAUTHENTICATED", details: { category: "unauthenticated" } });
+    expect((await adminDb().collection("users/undefined/executions").get()).size).toBe(0);
+  });
+
+  it.each([
+    ['{"@type":"type.googleapis.com/google.protobuf.Int64Value","value":"NaN"}', "timeoutMs: \"NaN\" is not a number"],
+    ['{"@type":"type.googleapis.com/google.protobuf.Struct","value":"1"}', "timeoutMs: unknown encoded type"],
+  ])("malformed wire data %s → invalid-argument from us, not a 500 from the framework", async (timeoutMs, message) => {
+    const answer = await rawCall(`{"data":{"model":"local-mini","messages":[{"role":"user","content":"hi"}],"timeoutMs":${timeoutMs}}}`);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toMatchObject({ status: "INVALID_ARGUMENT", message: expect.stringContaining(message), details: { category: "validation" } });
+  });
+
+  it("100,000-deep nesting → invalid-argument, not a stack overflow", async () => {
+    const deep = `${'{"a":'.repeat(100_000)}1${"}".repeat(100_000)}`;
+    const answer = await rawCall(`{"data":{"model":"local-mini","messages":[{"role":"user","content":"hi"}],"params":${deep}}}`);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toMatchObject({ status: "INVALID_ARGUMENT", message: expect.stringContaining("nested more than 64 levels deep") });
   });
 });

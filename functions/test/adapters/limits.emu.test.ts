@@ -13,7 +13,7 @@ import type { ExecutionError } from "../../src/core/errors.js";
 import { runningExecution } from "../../src/core/execution.js";
 import { worstCaseMicros, usagePeriods, type LimitSettings } from "../../src/core/limits.js";
 import { MemoryLogger } from "../../src/core/memory-stores.js";
-import { executePrompt, type PipelineDeps, type PipelineSettings } from "../../src/core/pipeline.js";
+import { executePrompt, type PipelineDeps, type PipelineSettings } from "../../src/core/pipeline/index.js";
 import { adminDb, providerCount } from "../support/firebase.js";
 import { stackEnv } from "../support/stack.js";
 
@@ -82,7 +82,7 @@ describe("budget under concurrency (two instances, one Firestore)", () => {
   it("50 parallel requests against a budget that fits 10 reservations: exactly 10 run, 40 refused, ledger = records", async () => {
     const uid = user();
     const model = `local-pro+deltas=30,interval=300,key=${uid}`;
-    const reserve = worstCaseMicros([{ role: "user", content: "hi" }], [catalog.resolve(model)!], 30);
+    const reserve = worstCaseMicros({ messages: [{ role: "user", content: "hi" }] }, [catalog.resolve(model)!], 30);
     await firestoreUsageRepo(firestore).setMonthlyBudget(uid, (10 * reserve) / 1_000_000);
 
     const { results, categories } = await burst([instance(), instance()], uid, Array.from({ length: 50 }, () => ask(model, { params: { maxTokens: 30 } })));

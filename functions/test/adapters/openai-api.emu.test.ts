@@ -97,7 +97,7 @@ describe("POST /v1/chat/completions with the openai SDK", () => {
 
 describe("every error category as the SDK's matching error class, with our message", () => {
   it.each([
-    ["validation", { ...ask("local-mini"), tools: [] }, OpenAI.BadRequestError, 400, "Unsupported parameter: 'tools'"],
+    ["validation", { ...ask("local-mini"), logprobs: true }, OpenAI.BadRequestError, 400, "Unsupported parameter: 'logprobs'"],
     ["not_found", ask("no-such-model"), OpenAI.NotFoundError, 404, '"no-such-model" is not in the catalog'],
     ["context_length_exceeded", ask("local-mini+fail=context_length"), OpenAI.BadRequestError, 400, "too long"],
     ["content_filtered", ask("local-mini+fail=content_filter"), OpenAI.BadRequestError, 400, "refused"],

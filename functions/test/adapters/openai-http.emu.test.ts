@@ -90,6 +90,16 @@ describe("bad requests", () => {
     });
   });
 
+  it("a JSON body without Content-Type → 400 saying so (not that the body is empty)", async () => {
+    // fetch sends a byte array without any Content-Type, as curl --data-binary with -H 'content-type:' does.
+    const body = new TextEncoder().encode(JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "hi" }] }));
+    const response = await fetch(`${functionUrl("api")}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body });
+    expect(response.status).toBe(400);
+    expect((await response.json()) as unknown).toMatchObject({
+      error: { type: "validation", message: "The request has a body but no Content-Type header; send it with Content-Type: application/json." },
+    });
+  });
+
   it("malformed JSON declared as application/json → 400 from the platform, never a 500 or a stack trace", async () => {
     const response = await chat(functionUrl("api"), '{"model": oops');
     expect(response.status).toBe(400);
@@ -120,23 +130,25 @@ describe("bad requests", () => {
   });
 
   it("refuses a body over the size limit with 413 (deployed handler)", async () => {
-    const huge = JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "x".repeat(2 * 1024 * 1024) }] });
+    const huge = JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "x".repeat(11 * 1024 * 1024) }] });
     const response = await chat(`${host.url}/api`, huge);
     expect(response.status).toBe(413);
     expect(await response.json()).toMatchObject({ error: { type: "validation" } });
   });
 
-  it("GET /v1/models lists the catalog with prices", async () => {
+  it("GET /v1/models lists only the models that can be called here, with prices and capabilities", async () => {
     const response = await fetch(functionUrl("api", "/v1/models"));
-    const body = (await response.json()) as { object: string; data: { id: string; pricing: Record<string, number>; available: boolean }[] };
+    const body = (await response.json()) as { object: string; data: { id: string; owned_by: string }[] };
     expect(body.object).toBe("list");
     expect(body.data.find((m) => m.id === "local-mini")).toMatchObject({
       object: "model",
       owned_by: "local",
-      available: true,
       pricing: { inputPerMTokUsd: 0.1, outputPerMTokUsd: 0.4, cachedInputPerMTokUsd: 0.05 },
+      capabilities: { input: ["text", "image", "file", "audio"], tools: true, structuredOutput: true, contextWindow: 32_768, maxOutputTokens: 4_096 },
     });
-    expect(body.data.find((m) => m.id === "gpt-4o-mini")).toMatchObject({ available: false, pricing: { inputPerMTokUsd: 0.15 } });
+    expect(body.data.find((m) => m.id === "local-text")).toMatchObject({ capabilities: { input: ["text"], tools: false, structuredOutput: false } });
+    // No key for OpenAI, Gemini or OpenRouter, no URL for Ollama here: none of theirs is listed.
+    expect(new Set(body.data.map((m) => m.owned_by))).toEqual(new Set(["local"]));
   });
 });
 

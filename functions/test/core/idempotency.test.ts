@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Execution } from "../../src/core/execution.js";
-import { idempotencyDecision, replayOf, requestFingerprint } from "../../src/core/idempotency.js";
+import { idempotencyDecision, priorRunsOf, replayOf, requestFingerprint } from "../../src/core/idempotency.js";
 
 const record = (over: Partial<Execution>): Execution => ({
   id: "rq_abcdefgh",
@@ -36,19 +36,32 @@ describe("requestFingerprint", () => {
 
 describe("idempotencyDecision", () => {
   it("replays a success and a failure that retrying would not fix", () => {
-    expect(idempotencyDecision(record({}), "fp")).toBe("replay");
-    expect(idempotencyDecision(record({ status: "failed", error: { category: "content_filtered", message: "m" } }), "fp")).toBe("replay");
+    expect(idempotencyDecision(record({}), "fp", false)).toBe("replay");
+    expect(idempotencyDecision(record({ status: "failed", error: { category: "content_filtered", message: "m" } }), "fp", false)).toBe("replay");
   });
-  it("runs again after a timeout, a disconnect or a retryable failure", () => {
-    expect(idempotencyDecision(record({ status: "timed_out" }), "fp")).toBe("rerun");
-    expect(idempotencyDecision(record({ status: "cancelled" }), "fp")).toBe("rerun");
-    expect(idempotencyDecision(record({ status: "failed", error: { category: "provider_unavailable", message: "m" } }), "fp")).toBe("rerun");
+  it("runs again after a timeout, a disconnect, a retryable failure, or an instance that died", () => {
+    expect(idempotencyDecision(record({ status: "timed_out" }), "fp", false)).toBe("rerun");
+    expect(idempotencyDecision(record({ status: "cancelled" }), "fp", false)).toBe("rerun");
+    expect(idempotencyDecision(record({ status: "failed", error: { category: "provider_unavailable", message: "m" } }), "fp", false)).toBe("rerun");
+    // Closed by a reclaimer: its error is `internal`, which would otherwise replay "Internal error." for the record's lifetime.
+    expect(idempotencyDecision(record({ status: "failed", abandoned: true, error: { category: "internal", message: "m" } }), "fp", false)).toBe("rerun");
+  });
+  it("reclaims a running record that holds no live reservation: its instance died", () => {
+    expect(idempotencyDecision(record({ status: "running" }), "fp", false)).toBe("reclaim");
   });
   it("refuses a different request under the same id, and a repeat while it runs", () => {
-    expect(() => idempotencyDecision(record({}), "other")).toThrow(expect.objectContaining({ category: "idempotency_conflict" }));
-    expect(() => idempotencyDecision(record({ status: "running" }), "fp")).toThrow(
+    expect(() => idempotencyDecision(record({}), "other", false)).toThrow(expect.objectContaining({ category: "idempotency_conflict" }));
+    expect(() => idempotencyDecision(record({ status: "running" }), "fp", true)).toThrow(
       expect.objectContaining({ category: "in_progress", retryable: true, retryAfterMs: 1_000 }),
     );
+  });
+});
+
+describe("priorRunsOf", () => {
+  it("adds the finished run to the runs before it", () => {
+    const first = record({ status: "timed_out", error: { category: "timeout", message: "late" } });
+    expect(priorRunsOf(first)).toEqual({ runs: 1, costMicros: 3, inputTokens: first.usage!.inputTokens, outputTokens: first.usage!.outputTokens, lastStatus: "timed_out", lastError: { category: "timeout", message: "late" } });
+    expect(priorRunsOf({ ...first, prior: priorRunsOf(first) })).toMatchObject({ runs: 2, costMicros: 6, lastStatus: "timed_out" });
   });
 });
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { catalog } from "../../src/config/catalog.js";
 import {
   decideAdmission,
+  inputTokensBound,
   remainingMicros,
   usagePeriods,
   worstCaseMicros,
@@ -79,15 +80,37 @@ describe("decideAdmission", () => {
 });
 
 describe("worstCaseMicros", () => {
-  it("is conservative input plus maximum output on the dearest candidate", () => {
+  it("is an upper bound of input (UTF-8 bytes) plus maximum output on the dearest candidate", () => {
     const mini = catalog.resolve("local-mini")!;
     const pro = catalog.resolve("local-pro")!;
     const messages = [{ role: "user" as const, content: "x".repeat(100) }];
-    // 54 input tokens; local-mini: 54 × 0.1 + 10 × 0.4 = 9.4 → 9; local-pro: 54 × 1 + 10 × 4 = 94
-    expect(worstCaseMicros(messages, [mini], 10)).toBe(9);
-    expect(worstCaseMicros(messages, [mini, pro], 10)).toBe(94);
+    // 100 bytes + 4 framing = 104 input tokens; local-mini: 104 × 0.1 + 10 × 0.4 = 14.4 → 14; local-pro: 104 × 1 + 10 × 4 = 144
+    expect(worstCaseMicros({ messages }, [mini], 10)).toBe(14);
+    expect(worstCaseMicros({ messages }, [mini, pro], 10)).toBe(144);
     // without maxTokens: the model's maximum output (4,096 for local-mini)
-    expect(worstCaseMicros(messages, [mini])).toBe(Math.round(54 * 0.1 + 4_096 * 0.4));
+    expect(worstCaseMicros({ messages }, [mini])).toBe(Math.round(104 * 0.1 + 4_096 * 0.4));
+  });
+
+  it("bounds CJK text truly: a character can be a token, and is three bytes", () => {
+    const mini = catalog.resolve("local-mini")!;
+    const text = "漢字仮名交じり文".repeat(100); // 800 characters, 2,400 bytes
+    // The old bound (2 characters a token) said 404 tokens; a tokenizer may spend up to 800 (one per
+    // character) and never more than one per byte.
+    expect(inputTokensBound({ messages: [{ role: "user", content: text }] }, mini)).toBe(2_404);
+    expect(inputTokensBound({ messages: [{ role: "user", content: text }] }, mini)).toBeGreaterThanOrEqual(800 + 4);
+  });
+
+  it("counts each image at the model's bound, tools and schemas by their bytes, and caps at the context window", () => {
+    const mini = catalog.resolve("local-mini")!;
+    const image = { type: "image" as const, url: "https://example.com/a.png" };
+    const withImages = { messages: [{ role: "user" as const, content: [{ type: "text" as const, text: "hi" }, image, image] }] };
+    expect(inputTokensBound(withImages, mini)).toBe(4 + 2 + 2 * 85);
+    const tools = [{ name: "f", parameters: { type: "object" } }];
+    expect(inputTokensBound({ ...withImages, tools }, mini)).toBe(4 + 2 + 2 * 85 + JSON.stringify(tools).length);
+    // A file (a PDF of any length) can fill the window: the bound is the window.
+    const pdf = { messages: [{ role: "user" as const, content: [{ type: "file" as const, url: "data:application/pdf;base64,AAAA", mimeType: "application/pdf" }] }] };
+    expect(inputTokensBound(pdf, mini)).toBe(mini.spec.contextWindow);
+    expect(inputTokensBound({ messages: [{ role: "user", content: "x".repeat(40_000) }] }, mini)).toBe(mini.spec.contextWindow);
   });
 });
 

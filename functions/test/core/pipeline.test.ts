@@ -1,73 +1,11 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { startLocalProvider, type LocalProvider } from "../../../scripts/local-provider/server.js";
-import { openAIModelClient } from "../../src/adapters/openai-model-client.js";
+import { describe, expect, it } from "vitest";
 import { catalog as productionCatalog } from "../../src/config/catalog.js";
-import { Catalog, type ProviderSpec } from "../../src/core/catalog.js";
+import { Catalog } from "../../src/core/catalog.js";
 import { ExecutionError } from "../../src/core/errors.js";
-import { MemoryExecutionStore, MemoryLogger, MemoryPromptStore } from "../../src/core/memory-stores.js";
-import { executePrompt, type ExecuteOptions, type PipelineDeps, type PipelineSettings } from "../../src/core/pipeline.js";
+import { ask, provider as local, setup, useLocalProvider } from "../support/pipeline.js";
 
-/**
- * The pipeline with in-memory stores and the real openai-SDK client over HTTP to the local
- * provider: every fault here is one the provider produces on the wire.
- */
-
-let provider: LocalProvider;
-beforeAll(async () => {
-  provider = await startLocalProvider();
-});
-afterAll(() => provider.close());
-beforeEach(() => provider.reset());
-
-const settings: PipelineSettings = {
-  defaultModel: "local-mini",
-  defaultFallbackModels: [],
-  maxTimeoutMs: 10_000,
-  retry: { maxRetries: 3, baseDelayMs: 5, maxDelayMs: 20 },
-  historyTtlDays: 30,
-  logPrompts: false,
-  limits: {
-    perMinute: 1_000,
-    maxConcurrent: 100,
-    defaultMonthlyBudgetUsd: null,
-    globalMonthlyBudgetUsd: null,
-    globalShards: 4,
-    reservationGraceMs: 1_000,
-  },
-};
-
-function setup(options: { catalog?: Catalog; settings?: Partial<PipelineSettings> } = {}) {
-  const executions = new MemoryExecutionStore();
-  const prompts = new MemoryPromptStore();
-  const logger = new MemoryLogger();
-  let n = 0;
-  const deps: PipelineDeps = {
-    catalog: options.catalog ?? productionCatalog,
-    modelClient: (p: ProviderSpec) => (p.id === "local" ? openAIModelClient(p, { baseUrl: provider.url, apiKey: "" }) : undefined),
-    executions,
-    prompts,
-    settings: () => ({ ...settings, ...options.settings }),
-    newId: () => `exec${++n}`,
-    logger,
-  };
-  const run = (input: unknown, opts: Partial<ExecuteOptions> = {}) => executePrompt(deps, input, { uid: "alice", ...opts });
-  const fail = async (input: unknown, opts: Partial<ExecuteOptions> = {}): Promise<ExecutionError> => {
-    try {
-      await run(input, opts);
-    } catch (error) {
-      expect(error).toBeInstanceOf(ExecutionError);
-      return error as ExecutionError;
-    }
-    throw new Error("expected the execution to fail");
-  };
-  return { deps, executions, prompts, logger, run, fail, record: (id = "exec1") => executions.get("alice", id)! };
-}
-
-const ask = (model: string, content = "hello there world", extra: Record<string, unknown> = {}) => ({
-  model,
-  messages: [{ role: "user", content }],
-  ...extra,
-});
+useLocalProvider();
+const provider = { stats: () => local.current.stats() };
 
 describe("executePrompt: success", () => {
   it("answers, records usage and cost from the provider, and logs no prompt text", async () => {
@@ -236,9 +174,9 @@ describe("executePrompt: failures end with a finished record", () => {
     expect(record().attempts).toHaveLength(1);
   });
 
-  it("a malformed line after the first delta fails without retry, partial output kept", async () => {
+  it("a malformed line after the first streamed delta fails without retry, partial output kept", async () => {
     const { fail, record } = setup();
-    const error = await fail(ask("local-mini+fail=malformed,after=1"));
+    const error = await fail(ask("local-mini+fail=malformed,after=1"), { onDelta: () => {} });
     expect(error.category).toBe("provider_unavailable");
     expect(record()).toMatchObject({ status: "failed", output: "Echo: ", attempts: [{ category: "provider_unavailable" }] });
   });
@@ -305,9 +243,9 @@ describe("executePrompt: first-token and idle timeouts from the catalog", () => 
     expect(provider.stats().aborted).toBe(1);
   });
 
-  it("deltas that stop for longer than the idle timeout end it as timed_out with the partial output", async () => {
+  it("deltas that stop for longer than the idle timeout end a stream as timed_out with the partial output", async () => {
     const { fail, record } = setup({ catalog: quick });
-    const error = await fail(ask("local-pro+deltas=5,interval=1000"));
+    const error = await fail(ask("local-pro+deltas=5,interval=1000"), { onDelta: () => {} });
     expect(error.category).toBe("timeout");
     expect(record()).toMatchObject({ status: "timed_out", output: "alpha ", attempts: [{ category: "timeout" }] });
   });

@@ -40,6 +40,12 @@ describe("renderTemplate", () => {
     expect(() => renderTemplate(template, { text: "x", tone: "dry" })).toThrow(/variables\.tone: .*declares no such variable/);
   });
 
+  it("looks declarations up as own properties only: built-in names are not declared", () => {
+    for (const name of ["constructor", "toString", "hasOwnProperty", "valueOf"]) {
+      expect(() => renderTemplate(template, { text: "x", [name]: "2" })).toThrow(new RegExp(`variables\\.${name}: .*declares no such variable`));
+    }
+  });
+
   it("requires a value for a placeholder even when undeclared", () => {
     const loose: PromptTemplate = { name: "loose", messages: [{ role: "user", content: "Hi {{name}}, {{name}}!" }] };
     expect(renderTemplate(loose, { name: "Ada" })[0]!.content).toBe("Hi Ada, Ada!");

@@ -33,7 +33,7 @@ describe("estimateUsage", () => {
   it("counts about four characters per token plus framing per message, and says it estimated", () => {
     expect(estimateTokens("")).toBe(0);
     expect(estimateTokens("abcde")).toBe(2);
-    expect(estimateUsage([{ content: "12345678" }, { content: "1234" }], "abcdefghij")).toEqual({
+    expect(estimateUsage([{ role: "user", content: "12345678" }, { role: "assistant", content: "1234" }], "abcdefghij")).toEqual({
       inputTokens: 2 + 4 + 1 + 4,
       outputTokens: 3,
       cachedInputTokens: 0,

@@ -1,0 +1,57 @@
+import { ExecutionError } from "../errors.js";
+import { runningExecution, type Execution } from "../execution.js";
+import { executionIdFor, requestFingerprint } from "../idempotency.js";
+import { worstCaseMicros } from "../limits.js";
+import type { AdmissionTicket } from "../ports.js";
+import { describeCause } from "./log.js";
+import type { PipelineDeps, Plan } from "./types.js";
+
+export type Admitted =
+  | { kind: "replay"; execution: Execution }
+  | { kind: "admitted"; running: Execution; ticket: AdmissionTicket; startedAt: number };
+
+/**
+ * Admit: the one awaited step before the provider. Limits, the budget reservation (the
+ * execution's worst case on the dearest candidate), idempotency and the `running` record,
+ * atomically in the store. Refusals are client-facing ExecutionErrors; anything else the
+ * store throws is ours, logged and answered as `internal`.
+ */
+export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string, startedAt: number, instance?: string): Promise<Admitted> {
+  const { request, candidates, settings } = plan;
+  const id = request.requestId ? executionIdFor(request.requestId) : deps.newId();
+  const first = candidates[0]!.model;
+  const running = runningExecution({
+    id,
+    model: first.id,
+    provider: first.provider.id,
+    messages: plan.messages,
+    createdAt: startedAt,
+    ttlDays: settings.historyTtlDays,
+    ...(request.requestId ? { requestId: request.requestId, requestFingerprint: requestFingerprint(request) } : {}),
+    ...(request.promptId ? { promptId: request.promptId } : {}),
+    ...(instance ? { instance } : {}),
+    ...(plan.tools ? { tools: plan.tools } : {}),
+    ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}),
+  });
+  const input = { messages: plan.messages, ...(plan.tools ? { tools: plan.tools } : {}), ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}) };
+  try {
+    const admission = await deps.executions.admit({
+      uid,
+      execution: running,
+      reserveMicros: worstCaseMicros(
+        input,
+        candidates.map((c) => c.model),
+        plan.params.maxTokens,
+      ),
+      expireAt: startedAt + plan.timeLimitMs + settings.limits.reservationGraceMs,
+      limits: settings.limits,
+      now: startedAt,
+    });
+    if (admission.kind === "replay") return admission;
+    return { kind: "admitted", running: admission.prior ? { ...running, prior: admission.prior } : running, ticket: admission.ticket, startedAt };
+  } catch (error) {
+    if (error instanceof ExecutionError) throw error;
+    deps.logger.error("execution.admission_failed", { executionId: id, uid, cause: describeCause(error) });
+    throw new ExecutionError("internal", undefined, { cause: error });
+  }
+}

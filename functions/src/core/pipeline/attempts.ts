@@ -1,0 +1,237 @@
+import { DEFAULT_IMAGE_TOKENS, type ResolvedModel } from "../catalog.js";
+import { canFallBack, classifyError, ExecutionError } from "../errors.js";
+import type { AttemptRecord } from "../execution.js";
+import { parseJsonOutput } from "../json-output.js";
+import type { ToolCall } from "../messages.js";
+import type { Clock, ModelClient, ToolCallDelta } from "../ports.js";
+import type { GenerationParams } from "../request.js";
+import { retry } from "../retry.js";
+import { AttemptWatchdog, childController } from "../timeout.js";
+import { estimateUsage, normalizeUsage, ZERO_USAGE, type ProviderUsage, type Usage } from "../usage.js";
+import { isStreaming, type Candidate, type ExecuteOptions, type PipelineDeps, type Plan } from "./types.js";
+
+/** What one call to a model produced, finished or not. */
+export interface AttemptOutput {
+  model: ResolvedModel;
+  text: string;
+  toolCalls: ToolCall[];
+  finishReason?: string;
+  /** What the provider billed: reported, else estimated from what was produced (zero when nothing was). */
+  usage: Usage;
+  /** Epoch ms of its first output. */
+  firstOutputAt?: number;
+}
+
+export interface Outcome {
+  attempts: AttemptRecord[];
+  /** Every attempt's output, in order: each is billed. */
+  outputs: AttemptOutput[];
+  /** The output the execution ends with: the one that succeeded, else the one the client saw, else the last. */
+  final?: AttemptOutput;
+  failure?: ExecutionError;
+  /** With a response format, the final output parsed. */
+  json?: unknown;
+  /** Epoch ms when output first reached a streaming client. */
+  committedAt?: number;
+}
+
+/** Accumulates one attempt's stream. */
+class AttemptState {
+  private readonly text: string[] = [];
+  private readonly calls = new Map<number, ToolCall>();
+  finishReason?: string;
+  rawUsage?: ProviderUsage;
+  firstOutputAt?: number;
+
+  constructor(readonly candidate: Candidate) {}
+
+  get hasOutput(): boolean {
+    return this.firstOutputAt !== undefined;
+  }
+
+  addText(text: string, now: number): void {
+    this.firstOutputAt ??= now;
+    this.text.push(text);
+  }
+
+  addToolCall(delta: ToolCallDelta, now: number): void {
+    this.firstOutputAt ??= now;
+    const call = this.calls.get(delta.index) ?? { id: "", name: "", arguments: "" };
+    if (delta.id) call.id = delta.id;
+    if (delta.name) call.name += delta.name;
+    call.arguments += delta.argumentsDelta;
+    this.calls.set(delta.index, call);
+  }
+
+  output(): AttemptOutput {
+    const text = this.text.join("");
+    const toolCalls = [...this.calls.entries()].sort(([a], [b]) => a - b).map(([, call]) => call);
+    const { model, messages } = this.candidate;
+    const produced = text + toolCalls.map((c) => c.name + c.arguments).join("");
+    const usage = this.rawUsage
+      ? normalizeUsage(this.rawUsage)
+      : this.hasOutput || this.finishReason !== undefined
+        ? estimateUsage(messages, produced, model.spec.imageTokens ?? DEFAULT_IMAGE_TOKENS)
+        : ZERO_USAGE;
+    return {
+      model,
+      text,
+      toolCalls,
+      ...(this.finishReason !== undefined ? { finishReason: this.finishReason } : {}),
+      usage,
+      ...(this.firstOutputAt !== undefined ? { firstOutputAt: this.firstOutputAt } : {}),
+    };
+  }
+}
+
+/** Output parameters per model: maxTokens never above what the model can produce; reasoning effort only where it means something. */
+function paramsFor(model: ResolvedModel, params: GenerationParams): GenerationParams {
+  const { reasoningEffort, ...rest } = params;
+  const out: GenerationParams = model.capabilities.reasoning && reasoningEffort !== undefined ? { ...rest, reasoningEffort } : rest;
+  return out.maxTokens === undefined ? out : { ...out, maxTokens: Math.min(out.maxTokens, model.spec.maxOutputTokens) };
+}
+
+/**
+ * Attempts: each candidate model in turn, each with retries (retry.ts), each attempt under
+ * its first-token, idle and total timeouts (timeout.ts), all under the execution's deadline
+ * and signal. Output reaches a streaming client as it comes, and from its first piece on
+ * nothing is retried or replaced (the client has it). A client that waits for the whole
+ * answer has seen nothing, so a failure mid-answer is retried and falls back like one before
+ * it; what the failed attempt produced is still billed.
+ */
+export async function runAttempts(
+  deps: PipelineDeps,
+  plan: Plan,
+  run: { executionId: string; startedAt: number; clock: Clock; signal: AbortSignal; options: ExecuteOptions },
+): Promise<Outcome> {
+  const { clock, options } = run;
+  const streaming = isStreaming(options);
+  const execution = childController(run.signal);
+  const deadline = run.startedAt + plan.timeLimitMs;
+  const deadlineTimer = Number.isFinite(plan.timeLimitMs)
+    ? setTimeout(() => execution.controller.abort(new ExecutionError("timeout", "The request's time limit ran out.")), plan.timeLimitMs)
+    : undefined;
+
+  const outcome: Outcome = { attempts: [], outputs: [] };
+  let committed: AttemptState | undefined;
+  let last: AttemptState | undefined;
+
+  const commit = (state: AttemptState) => {
+    committed = state;
+    outcome.committedAt = clock.now();
+    const { model } = state.candidate;
+    options.onStart?.({ executionId: run.executionId, model: model.id, provider: model.provider.id });
+  };
+
+  async function attempt(candidate: Candidate, client: ModelClient): Promise<AttemptState> {
+    const { model } = candidate;
+    const attemptStart = clock.now();
+    const { controller, dispose } = childController(execution.controller.signal);
+    const watchdog = new AttemptWatchdog(controller, { ...model.timeouts, totalMs: Math.min(model.timeouts.totalMs, deadline - attemptStart) });
+    const state = new AttemptState(candidate);
+    last = state;
+    const record = (fields: Omit<AttemptRecord, "model" | "provider" | "latencyMs">) => {
+      const { usage } = state.output();
+      outcome.attempts.push({
+        model: model.id,
+        provider: model.provider.id,
+        ...fields,
+        latencyMs: clock.now() - attemptStart,
+        ...(usage.totalTokens > 0 ? { usage } : {}),
+      });
+    };
+    watchdog.start();
+    try {
+      const stream = client.stream({
+        model,
+        messages: candidate.messages,
+        ...(plan.tools ? { tools: plan.tools } : {}),
+        ...(plan.toolChoice ? { toolChoice: plan.toolChoice } : {}),
+        ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}),
+        params: paramsFor(model, plan.params),
+        signal: controller.signal,
+      });
+      for await (const chunk of stream) {
+        if (chunk.type === "delta") {
+          if (chunk.text === "") continue;
+          watchdog.onDelta();
+          state.addText(chunk.text, clock.now());
+          if (streaming) {
+            if (!committed) commit(state);
+            options.onDelta?.(chunk.text);
+          }
+        } else if (chunk.type === "tool_call") {
+          watchdog.onDelta();
+          const { type: _type, ...delta } = chunk;
+          state.addToolCall(delta, clock.now());
+          if (streaming) {
+            if (!committed) commit(state);
+            options.onToolCall?.(delta);
+          }
+        } else if (chunk.type === "finish") {
+          state.finishReason = chunk.reason;
+        } else {
+          state.rawUsage = chunk.usage;
+        }
+      }
+      if (controller.signal.aborted) throw controller.signal.reason;
+      if (state.finishReason === undefined) {
+        throw new ExecutionError("provider_unavailable", "The model provider's stream ended before the answer was finished.");
+      }
+      if (plan.responseFormat && state.output().toolCalls.length === 0) {
+        outcome.json = await parseJsonOutput(state.output().text, plan.responseFormat);
+      }
+      record({ outcome: "succeeded" });
+      return state;
+    } catch (error) {
+      const classified = classifyError(controller.signal.aborted ? controller.signal.reason : error, clock.now());
+      record({
+        outcome: "failed",
+        category: classified.category,
+        ...(classified.upstreamStatus !== undefined ? { httpStatus: classified.upstreamStatus } : {}),
+      });
+      throw classified;
+    } finally {
+      outcome.outputs.push(state.output());
+      watchdog.dispose();
+      dispose();
+    }
+  }
+
+  let succeeded: AttemptState | undefined;
+  try {
+    for (const [index, candidate] of plan.candidates.entries()) {
+      const client = deps.modelClient(candidate.model.provider)!;
+      try {
+        succeeded = await retry(() => attempt(candidate, client), {
+          policy: plan.settings.retry,
+          signal: execution.controller.signal,
+          deadline,
+          now: () => clock.now(),
+          ...(deps.random ? { random: deps.random } : {}),
+          canRetry: () => !committed,
+          onRetry: (error, attemptNumber, delayMs) =>
+            deps.logger.info("execution.retry", { executionId: run.executionId, model: candidate.model.id, category: error.category, attemptNumber, delayMs }),
+        });
+        outcome.failure = undefined;
+        break;
+      } catch (error) {
+        outcome.failure = classifyError(error);
+        const next = plan.candidates[index + 1];
+        if (committed || execution.controller.signal.aborted || !canFallBack(outcome.failure) || !next) break;
+        deps.logger.info("execution.fallback", { executionId: run.executionId, from: candidate.model.id, to: next.model.id, category: outcome.failure.category });
+      }
+    }
+  } catch (error) {
+    // A bug of ours: the record is still finished, and the client told nothing more than "internal".
+    outcome.failure = new ExecutionError("internal", undefined, { cause: error });
+  } finally {
+    clearTimeout(deadlineTimer);
+    execution.dispose();
+  }
+
+  const finalState = succeeded ?? committed ?? last;
+  if (succeeded && streaming && !committed) commit(succeeded); // an empty answer still gets its start chunk, from the model that gave it
+  if (finalState) outcome.final = finalState.output();
+  return outcome;
+}

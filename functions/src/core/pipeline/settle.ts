@@ -1,0 +1,159 @@
+import { computeCost, type Cost } from "../cost.js";
+import { ExecutionError } from "../errors.js";
+import { capOutput, finalStatus, type Execution, type ExecutionResult } from "../execution.js";
+import type { AdmissionTicket, Clock } from "../ports.js";
+import { backoffDelay } from "../retry.js";
+import { sleep } from "../timeout.js";
+import { sumUsage } from "../usage.js";
+import type { Outcome } from "./attempts.js";
+import { describeCause } from "./log.js";
+import type { PipelineDeps, Plan } from "./types.js";
+
+/** Cloud Functions' timeoutSeconds for the provider-calling functions (index.ts), when settings do not say. */
+const DEFAULT_FUNCTION_TIMEOUT_MS = 300_000;
+/** Left for the response itself after the last settlement try. */
+const RESPONSE_MARGIN_MS = 5_000;
+/** One settlement commit that takes longer is tried again (settlement is idempotent). */
+const SETTLE_TRY_TIMEOUT_MS = 15_000;
+const SETTLE_BACKOFF = { maxRetries: Number.POSITIVE_INFINITY, baseDelayMs: 250, maxDelayMs: 5_000 };
+
+export interface SettleContext {
+  uid: string;
+  running: Execution;
+  ticket: AdmissionTicket;
+  startedAt: number;
+  clock: Clock;
+}
+
+/** The finished record: what was produced, what every attempt cost, and how it ended. */
+export function finalRecord(plan: Plan, outcome: Outcome, context: SettleContext): Execution {
+  const { failure, final } = outcome;
+  const completedAt = context.clock.now();
+  const model = final?.model ?? plan.candidates[0]!.model;
+  // Every attempt is billed at the price of the model it called; the record sums them.
+  const costs = outcome.outputs.map((o) => computeCost(o.usage, o.model.spec.price).micros);
+  const micros = costs.reduce((a, b) => a + b, 0);
+  const cost: Cost = { micros, usd: micros / 1_000_000, priceVersion: model.spec.price.priceVersion };
+  const firstOutputAt = outcome.committedAt ?? (failure ? undefined : final?.firstOutputAt);
+  return {
+    ...context.running,
+    status: failure ? finalStatus(failure.category) : "succeeded",
+    model: model.id,
+    provider: model.provider.id,
+    ...capOutput(final?.text ?? ""),
+    ...(final && final.toolCalls.length > 0 ? { toolCalls: final.toolCalls } : {}),
+    finishReason: failure ? (final?.finishReason ?? null) : (final?.finishReason ?? "stop"),
+    usage: sumUsage(outcome.outputs.map((o) => o.usage)),
+    cost,
+    attempts: outcome.attempts.map((a, i) => (costs[i] ? { ...a, costMicros: costs[i] } : a)),
+    ...(failure ? { error: { category: failure.category, message: failure.message } } : {}),
+    completedAt: new Date(completedAt),
+    latencyMs: completedAt - context.startedAt,
+    ttftMs: firstOutputAt === undefined ? null : firstOutputAt - context.startedAt,
+  };
+}
+
+/**
+ * Settle: write the final record, the ledger and the release of the reservation in one
+ * commit, retried with backoff until shortly before the function's own deadline (the store's
+ * `finish` is idempotent, so a try whose outcome is unknown is simply tried again). If time
+ * runs out, one `execution.unsettled` log entry carries everything needed to settle it later
+ * (docs/operations.md). Then log the execution, and answer or throw.
+ */
+export async function settleExecution(deps: PipelineDeps, plan: Plan, outcome: Outcome, context: SettleContext): Promise<ExecutionResult> {
+  const final = finalRecord(plan, outcome, context);
+  const deadline = context.startedAt + (plan.settings.functionTimeoutMs ?? DEFAULT_FUNCTION_TIMEOUT_MS) - RESPONSE_MARGIN_MS;
+  await writeFinal(deps, context, final, deadline, plan.settings.logPrompts);
+
+  const { failure } = outcome;
+  const usage = final.usage!;
+  const logFields = {
+    executionId: final.id,
+    uid: context.uid,
+    status: final.status,
+    model: final.model,
+    provider: final.provider,
+    attempts: final.attempts.length,
+    latencyMs: final.latencyMs,
+    ttftMs: final.ttftMs,
+    inputTokens: usage.inputTokens,
+    outputTokens: usage.outputTokens,
+    usageEstimated: usage.estimated,
+    costMicros: final.cost!.micros,
+    ...(final.toolCalls ? { toolCalls: final.toolCalls.length } : {}),
+    ...(failure ? { category: failure.category } : {}),
+    ...(plan.settings.logPrompts ? { input: plan.messages, output: final.output } : {}),
+  };
+  if (failure) {
+    deps.logger[failure.category === "internal" ? "error" : "warn"]("execution.failed", {
+      ...logFields,
+      ...(failure.category === "internal" ? { cause: describeCause(failure.cause) } : {}),
+    });
+    failure.executionId = final.id;
+    failure.model = final.model;
+    failure.provider = final.provider;
+    throw failure;
+  }
+  deps.logger.info("execution.succeeded", logFields);
+  return {
+    executionId: final.id,
+    model: final.model,
+    provider: final.provider,
+    output: outcome.final?.text ?? "",
+    finishReason: final.finishReason ?? "stop",
+    ...(final.toolCalls ? { toolCalls: final.toolCalls } : {}),
+    ...(outcome.json !== undefined ? { json: outcome.json } : {}),
+    usage,
+    cost: { usd: final.cost!.usd, micros: final.cost!.micros },
+    latencyMs: final.latencyMs!,
+    ...(final.ttftMs !== null ? { ttftMs: final.ttftMs } : {}),
+    attempts: final.attempts.length,
+  };
+}
+
+async function writeFinal(deps: PipelineDeps, context: SettleContext, final: Execution, deadline: number, logContent: boolean): Promise<void> {
+  const { clock } = context;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const tryFor = Math.max(1_000, Math.min(SETTLE_TRY_TIMEOUT_MS, deadline - clock.now()));
+      await withTimeout(deps.executions.finish(context.uid, final, context.ticket), tryFor);
+      return;
+    } catch (error) {
+      const wait = backoffDelay(attempt, SETTLE_BACKOFF, deps.random);
+      if (clock.now() + wait >= deadline) {
+        // Out of time: everything needed to settle it later, as one structured entry.
+        deps.logger.error("execution.unsettled", {
+          executionId: final.id,
+          uid: context.uid,
+          cause: describeCause(error),
+          ticket: context.ticket,
+          // Prompt and answer stay out of logs (unless LOG_PROMPTS): settling later merges this over the
+          // `running` record, which has the input; the answer's text is lost, its usage and cost are not.
+          record: logContent ? final : withoutContent(final),
+        });
+        return;
+      }
+      deps.logger.warn("execution.settle_retry", { executionId: final.id, attempt, cause: describeCause(error) });
+      await sleep(wait);
+    }
+  }
+}
+
+function withoutContent(record: Execution): Omit<Execution, "input" | "inputTruncated" | "toolCalls"> {
+  const { input: _input, inputTruncated: _inputTruncated, toolCalls: _toolCalls, ...rest } = record;
+  return { ...rest, output: "", outputTruncated: record.output !== "" || record.outputTruncated };
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ExecutionError("timeout", `settlement took longer than ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
