@@ -19,7 +19,9 @@ export type FailureKind =
   | "reset"
   | "hang"
   | "cut"
-  | "malformed";
+  | "malformed"
+  | "cut_tool"
+  | "invalid_json";
 
 export const FAILURE_KINDS: readonly FailureKind[] = [
   "rate_limit",
@@ -37,6 +39,8 @@ export const FAILURE_KINDS: readonly FailureKind[] = [
   "hang",
   "cut",
   "malformed",
+  "cut_tool",
+  "invalid_json",
 ];
 
 export interface Scenario {
@@ -67,6 +71,8 @@ export interface Scenario {
   numbered: boolean;
   /** Remaining credit `GET /v1/key` reports (OpenRouter's key-info endpoint), in USD; absent = no limit. */
   creditUsd?: number;
+  /** `report=messages`: the reply is `messages=<n>`, the number of messages the request carried. */
+  report?: "messages";
 }
 
 export class ScenarioError extends Error {
@@ -151,6 +157,10 @@ export function parseScenario(text: string): Scenario {
         scenario.creditUsd = usd;
         break;
       }
+      case "report":
+        if (value !== "messages") throw new ScenarioError(`scenario: "report" can only be "messages", got "${value}"`);
+        scenario.report = "messages";
+        break;
       case "models":
         scenario.models = value === "" ? [] : value.split("|");
         break;

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { buildReply, InvalidRequest, usageOf, type ChatRequest } from "./reply.js";
 import { parseScenario, ScenarioError, splitModelScenario, type FailureKind, type Scenario } from "./scenario.js";
 
 /**
@@ -9,8 +10,9 @@ import { parseScenario, ScenarioError, splitModelScenario, type FailureKind, typ
  * source of the tests, so it does as little work per request as it can.
  */
 
-export const LOCAL_MODELS = ["local-mini", "local-pro"] as const;
-const VOCABULARY = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"];
+export const LOCAL_MODELS = ["local-mini", "local-pro", "local-text"] as const;
+/** Bodies of the last chat requests, for tests that check what reached the provider. */
+const KEPT_REQUESTS = 100;
 const CREATED = 1_767_225_600; // fixed so that responses are byte-for-byte reproducible
 
 export interface LocalProviderStats {
@@ -28,28 +30,10 @@ export interface LocalProvider {
   url: string;
   port: number;
   stats(): LocalProviderStats;
+  /** Bodies of the last chat requests (with this scenario key), data URLs shortened; oldest first. */
+  requests(key?: string): unknown[];
   reset(): void;
   close(): Promise<void>;
-}
-
-interface ChatMessage {
-  role?: unknown;
-  content?: unknown;
-}
-
-interface ChatRequest {
-  model?: unknown;
-  messages?: unknown;
-  stream?: unknown;
-  stream_options?: { include_usage?: unknown } | null;
-  max_tokens?: unknown;
-  max_completion_tokens?: unknown;
-}
-
-interface Reply {
-  words: string[];
-  finishReason: "stop" | "length";
-  promptTokens: number;
 }
 
 interface FailureResponse {
@@ -60,7 +44,10 @@ interface FailureResponse {
   param?: string;
 }
 
-const FAILURES: Record<Exclude<FailureKind, "reset" | "hang" | "cut" | "malformed">, FailureResponse> = {
+type Fault = "reset" | "hang" | "cut" | "malformed" | "cut_tool" | "invalid_json";
+const FAULTS: readonly FailureKind[] = ["reset", "hang", "cut", "malformed", "cut_tool", "invalid_json"];
+
+const FAILURES: Record<Exclude<FailureKind, Fault>, FailureResponse> = {
   rate_limit: {
     status: 429,
     type: "requests",
@@ -116,55 +103,12 @@ const FAILURES: Record<Exclude<FailureKind, "reset" | "hang" | "cut" | "malforme
   unavailable: { status: 503, type: "server_error", code: "overloaded", message: "The engine is currently overloaded." },
 };
 
-function countTokens(text: string): number {
-  return Math.max(1, Math.ceil(text.length / 4));
-}
-
-function messageText(content: unknown): string {
-  if (typeof content === "string") return content;
-  if (Array.isArray(content)) {
-    return content
-      .map((part: unknown) =>
-        part && typeof part === "object" && "text" in part && typeof part.text === "string" ? part.text : "",
-      )
-      .join("");
-  }
-  return "";
-}
-
-function buildReply(body: ChatRequest, scenario: Scenario): Reply {
-  const messages = Array.isArray(body.messages) ? (body.messages as ChatMessage[]) : [];
-  const promptTokens = countTokens(messages.map((m) => messageText(m.content)).join(""));
-  let words: string[];
-  if (scenario.numbered) {
-    words = Array.from({ length: scenario.deltas ?? 8 }, (_, i) => `t${i}`);
-  } else if (scenario.deltas !== undefined) {
-    words = Array.from({ length: scenario.deltas }, (_, i) => VOCABULARY[i % VOCABULARY.length]!);
-  } else {
-    const lastUser = [...messages].reverse().find((m) => m.role === "user");
-    const said = messageText(lastUser?.content).trim();
-    words = ["Echo:", ...(said === "" ? ["(nothing)"] : said.split(/\s+/))];
-  }
-  const limit = typeof body.max_completion_tokens === "number" ? body.max_completion_tokens : body.max_tokens;
-  if (typeof limit === "number" && limit >= 0 && words.length > limit) {
-    return { words: words.slice(0, limit), finishReason: "length", promptTokens };
-  }
-  return { words, finishReason: "stop", promptTokens };
-}
-
-function usageOf(reply: Reply, scenario: Scenario) {
-  const completion = reply.words.length + scenario.reasoningTokens;
-  return {
-    prompt_tokens: reply.promptTokens,
-    completion_tokens: completion,
-    total_tokens: reply.promptTokens + completion,
-    prompt_tokens_details: { cached_tokens: Math.min(scenario.cachedTokens, reply.promptTokens) },
-    completion_tokens_details: { reasoning_tokens: scenario.reasoningTokens },
-  };
-}
-
-function deltaText(words: string[], i: number): string {
-  return i < words.length - 1 ? `${words[i]} ` : words[i]!;
+/** A request body as kept for `/_requests`: data URLs cut to 32 characters, so that memory stays small. */
+function shortened(value: unknown): unknown {
+  if (typeof value === "string") return value.startsWith("data:") && value.length > 32 ? `${value.slice(0, 32)}…` : value;
+  if (Array.isArray(value)) return value.map(shortened);
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, shortened(v)]));
+  return value;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -218,6 +162,7 @@ export async function startLocalProvider(options: { port?: number; host?: string
   const host = options.host ?? "127.0.0.1";
   const emptyStats = (): LocalProviderStats => ({ requests: 0, byKey: {}, aborted: 0, abortedByKey: {} });
   let stats = emptyStats();
+  let kept: { key: string; body: unknown }[] = [];
 
   async function chat(req: IncomingMessage, res: ServerResponse, routeScenario: string): Promise<void> {
     let body: ChatRequest;
@@ -233,6 +178,8 @@ export async function startLocalProvider(options: { port?: number; host?: string
     const text = [routeScenario, modelScenario].filter((p) => p !== "").join(",");
     const scenario = parseScenario(text);
     stats.requests += 1;
+    kept.push({ key: scenario.key, body: shortened(body) });
+    if (kept.length > KEPT_REQUESTS) kept = kept.slice(-KEPT_REQUESTS);
     const seen = (stats.byKey[scenario.key] ?? 0) + 1;
     stats.byKey[scenario.key] = seen;
 
@@ -255,12 +202,19 @@ export async function startLocalProvider(options: { port?: number; host?: string
       req.socket.destroy();
       return;
     }
-    if (fail && fail !== "cut" && fail !== "malformed") {
-      sendFailure(res, fail, scenario);
+    if (fail && !FAULTS.includes(fail)) {
+      sendFailure(res, fail as Exclude<FailureKind, Fault>, scenario);
       return;
     }
 
-    const reply = buildReply(body, scenario);
+    let reply: ReturnType<typeof buildReply>;
+    try {
+      reply = buildReply(body, { ...scenario, ...(fail === "invalid_json" ? {} : { fail: undefined }) });
+    } catch (error) {
+      if (!(error instanceof InvalidRequest)) throw error;
+      sendJson(res, 400, { error: { message: error.message, type: "invalid_request_error", param: error.param, code: null } });
+      return;
+    }
     const id = `chatcmpl-local-${stats.requests}`;
     const usage = scenario.usage ? usageOf(reply, scenario) : undefined;
     if (body.stream !== true) {
@@ -272,18 +226,25 @@ export async function startLocalProvider(options: { port?: number; host?: string
         choices: [
           {
             index: 0,
-            message: { role: "assistant", content: reply.words.join(" "), refusal: null },
+            message: {
+              role: "assistant",
+              content: reply.toolCalls.length > 0 ? null : reply.deltas.join(""),
+              refusal: null,
+              ...(reply.toolCalls.length > 0
+                ? { tool_calls: reply.toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.argumentPieces.join("") } })) }
+                : {}),
+            },
             finish_reason: reply.finishReason,
             logprobs: null,
           },
         ],
         ...(usage ? { usage } : {}),
       };
-      if (fail === "cut" || fail === "malformed") {
+      if (fail === "cut" || fail === "malformed" || fail === "cut_tool") {
         const text = JSON.stringify(completion);
         res.writeHead(200, { "content-type": "application/json" });
         res.write(text.slice(0, Math.floor(text.length / 2)));
-        if (fail === "cut") res.socket?.end();
+        if (fail !== "malformed") res.socket?.end();
         else res.end();
         return;
       }
@@ -295,9 +256,25 @@ export async function startLocalProvider(options: { port?: number; host?: string
     res.flushHeaders();
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
       `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: CREATED, model, choices, ...extra })}\n\n`;
-    res.write(chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]));
-    for (let i = 0; i < reply.words.length; i++) {
-      if (fail && i === scenario.after) {
+    const calls = reply.toolCalls;
+    res.write(chunk([{ index: 0, delta: { role: "assistant", content: calls.length > 0 ? null : "" }, finish_reason: null }]));
+    // Tool calls as OpenAI streams them: per call, its id and name first, then its arguments in pieces.
+    for (const [index, call] of calls.entries()) {
+      const head = { index, id: call.id, type: "function", function: { name: call.name, arguments: "" } };
+      res.write(chunk([{ index: 0, delta: { tool_calls: [head] }, finish_reason: null }]));
+      for (const [p, piece] of call.argumentPieces.entries()) {
+        if (fail === "cut_tool" && index === 0 && p === 1) {
+          res.socket?.end(); // mid-arguments: the pieces already written reach the client first
+          return;
+        }
+        await wait(scenario.intervalMs);
+        if (closed.signal.aborted) return;
+        res.write(chunk([{ index: 0, delta: { tool_calls: [{ index, function: { arguments: piece } }] }, finish_reason: null }]));
+      }
+    }
+    const deltas = reply.deltas;
+    for (let i = 0; i < deltas.length; i++) {
+      if ((fail === "cut" || fail === "malformed") && i === scenario.after) {
         if (fail === "malformed") {
           res.write('data: {"id":"broken", "choices": [\n\n');
           res.end();
@@ -309,7 +286,7 @@ export async function startLocalProvider(options: { port?: number; host?: string
       }
       if (i > 0) await wait(scenario.intervalMs);
       if (closed.signal.aborted) return;
-      res.write(chunk([{ index: 0, delta: { content: deltaText(reply.words, i) }, finish_reason: null }]));
+      res.write(chunk([{ index: 0, delta: { content: deltas[i] }, finish_reason: null }]));
     }
     res.write(chunk([{ index: 0, delta: {}, finish_reason: reply.finishReason }]));
     const includeUsage = body.stream_options?.include_usage === true;
@@ -334,25 +311,26 @@ export async function startLocalProvider(options: { port?: number; host?: string
         await sleep(scenario.latencyMs);
         if (scenario.fail === "hang") return;
         if (scenario.fail === "reset") return void req.socket.destroy();
-        if (scenario.fail && scenario.fail !== "cut" && scenario.fail !== "malformed") {
-          return sendFailure(res, scenario.fail, scenario);
-        }
+        if (scenario.fail && !FAULTS.includes(scenario.fail)) return sendFailure(res, scenario.fail as Exclude<FailureKind, Fault>, scenario);
         return models(res, scenario);
       }
       if (req.method === "GET" && route.path === "/v1/key") {
         // OpenRouter's key-info endpoint: what verify-keys asks for remaining credit.
         if (scenario.fail === "hang") return;
-        if (scenario.fail && scenario.fail !== "cut" && scenario.fail !== "malformed" && scenario.fail !== "reset") {
-          return sendFailure(res, scenario.fail, scenario);
-        }
+        if (scenario.fail && !FAULTS.includes(scenario.fail)) return sendFailure(res, scenario.fail as Exclude<FailureKind, Fault>, scenario);
         const limit = scenario.creditUsd === undefined ? null : Math.max(scenario.creditUsd, 0) + 1;
         return sendJson(res, 200, {
           data: { label: "local", usage: 1, limit, limit_remaining: scenario.creditUsd ?? null, is_free_tier: false },
         });
       }
       if (req.method === "GET" && route.path === "/_stats") return sendJson(res, 200, stats);
+      if (req.method === "GET" && route.path === "/_requests") {
+        const key = new URL(req.url ?? "/", "http://local").searchParams.get("key");
+        return sendJson(res, 200, { requests: kept.filter((r) => key === null || r.key === key).map((r) => r.body) });
+      }
       if (req.method === "POST" && route.path === "/_reset") {
         stats = emptyStats();
+        kept = [];
         return sendJson(res, 200, stats);
       }
       if (req.method === "GET" && route.path === "/") return sendJson(res, 200, { status: "ok" });
@@ -383,8 +361,10 @@ export async function startLocalProvider(options: { port?: number; host?: string
     url: `http://${host}:${port}/v1`,
     port,
     stats: () => structuredClone(stats),
+    requests: (key?: string) => structuredClone(kept.filter((r) => key === undefined || r.key === key).map((r) => r.body)),
     reset: () => {
       stats = emptyStats();
+      kept = [];
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -83,7 +83,7 @@ describe("local provider: successful completions", () => {
 
   it("lists its models, or the list a scenario asks for", async () => {
     const all = await client.models.list();
-    expect(all.data.map((m) => m.id)).toEqual(["local-mini", "local-pro"]);
+    expect(all.data.map((m) => m.id)).toEqual(["local-mini", "local-pro", "local-text"]);
     const partial = new OpenAI({ baseURL: provider.url.replace("/v1", "/_scenario/models=local-mini/v1"), apiKey: "k", ...silent });
     expect((await partial.models.list()).data.map((m) => m.id)).toEqual(["local-mini"]);
   });
