@@ -2,11 +2,14 @@ import { onCall, onRequest } from "firebase-functions/https";
 import { onSchedule } from "firebase-functions/scheduler";
 import { setGlobalOptions } from "firebase-functions/options";
 import {
+  appCheckReplayProtection,
+  appCheckReplayProtectionParam,
   corsOrigins,
   enforceAppCheck,
   maxRequestTimeoutMs,
   PROVIDER_FUNCTION_TIMEOUT_SECONDS,
   providerSecrets,
+  readinessPublic,
   reservationGraceMs,
 } from "./config/params.js";
 import { verifyAppCheck, verifyBearer } from "./adapters/auth.js";
@@ -51,9 +54,18 @@ export const api = onRequest(
   { ...providerCalling, invoker: "public" },
   createApiHandler({
     corsOrigins: () => corsOrigins.value(),
+    verifyBearer,
+    readinessPublic: () => readinessPublic.value(),
     chatCompletions: loadOnFirstCall(async () => {
       const [{ chatCompletions }, { productionDeps, productionCancels }] = await Promise.all([import("./adapters/openai-api.js"), pipelineDeps()]);
-      const options = { deps: productionDeps, enforceAppCheck: appCheck, verifyBearer, verifyAppCheck, cancels: productionCancels };
+      const options = {
+        deps: productionDeps,
+        enforceAppCheck: appCheck,
+        consumeAppCheck: () => appCheckReplayProtection.value(),
+        verifyBearer,
+        verifyAppCheck,
+        cancels: productionCancels,
+      };
       return (req: Parameters<typeof chatCompletions>[0], res: Parameters<typeof chatCompletions>[1]) => chatCompletions(req, res, options);
     }),
     cancelExecution: loadOnFirstCall(async () => {
@@ -67,7 +79,7 @@ export const api = onRequest(
 /** Executes a prompt; streams with `.stream()` (API.md, "executePrompt"). */
 export const executePrompt = guardCallableWire(
   onCall(
-    providerCalling,
+    { ...providerCalling, consumeAppCheckToken: appCheckReplayProtectionParam },
     loadOnFirstCall(async () => {
       const [{ createExecutePromptHandler }, { productionDeps, productionCancels }] = await Promise.all([
         import("./adapters/execute-prompt-callable.js"),
@@ -85,6 +97,33 @@ export const cancelExecution = guardCallableWire(
     loadOnFirstCall(async () => {
       const [{ createCancelExecutionHandler }, { productionCancelDeps }] = await Promise.all([import("./adapters/cancellation.js"), pipelineDeps()]);
       return createCancelExecutionHandler({ deps: productionCancelDeps, enforceAppCheck: appCheck });
+    }),
+  ),
+);
+
+const conversationHandlers = async () => ({
+  callables: await import("./adapters/conversation-callables.js"),
+  options: { db: firestore, enforceAppCheck: appCheck },
+});
+
+/** The caller's conversations, newest first, paginated (API.md, "Conversations"). */
+export const listConversations = guardCallableWire(
+  onCall(
+    bookkeeping,
+    loadOnFirstCall(async () => {
+      const { callables, options } = await conversationHandlers();
+      return callables.createListConversationsHandler(options);
+    }),
+  ),
+);
+
+/** Deletes one of the caller's conversations and all its messages. */
+export const deleteConversation = guardCallableWire(
+  onCall(
+    { ...bookkeeping, timeoutSeconds: 120 },
+    loadOnFirstCall(async () => {
+      const { callables, options } = await conversationHandlers();
+      return callables.createDeleteConversationHandler(options);
     }),
   ),
 );

@@ -93,6 +93,8 @@ async function memoryFunctions(): Promise<HostedFunctions> {
       { ...options, invoker: "public" },
       createApiHandler({
         corsOrigins: () => [],
+        verifyBearer,
+        readinessPublic: () => false,
         chatCompletions: (req, res) => chatCompletions(req, res, { deps: () => deps, enforceAppCheck: () => false, verifyBearer, verifyAppCheck }),
         // Nothing cancels in the benchmark: no Firestore to carry the request between instances.
         cancelExecution: async (_req, res) => void res.status(404).json({ error: { message: "not in the benchmark", type: "not_found" } }),

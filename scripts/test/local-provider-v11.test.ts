@@ -106,11 +106,11 @@ describe("content parts", () => {
 
   it("refuses an unknown part type or an image URL that is neither https nor data, naming the field", async () => {
     const bad = (content: unknown) =>
-      client.chat.completions.create({ model: "local-mini", messages: [{ role: "user", content: content as never }] }).catch((e: unknown) => e as OpenAI.APIError);
-    const unknown = (await bad([{ type: "video", video: {} }])) as OpenAI.APIError;
+      client.chat.completions.create({ model: "local-mini", messages: [{ role: "user", content: content as never }] }).catch((e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
+    const unknown = (await bad([{ type: "video", video: {} }])) as InstanceType<typeof OpenAI.APIError>;
     expect(unknown.status).toBe(400);
     expect((unknown.error as { param: string }).param).toBe("messages[0].content[0].type");
-    const http = (await bad([{ type: "image_url", image_url: { url: "http://example.com/a.png" } }])) as OpenAI.APIError;
+    const http = (await bad([{ type: "image_url", image_url: { url: "http://example.com/a.png" } }])) as InstanceType<typeof OpenAI.APIError>;
     expect((http.error as { param: string }).param).toBe("messages[0].content[0].image_url.url");
   });
 });

@@ -11,25 +11,28 @@ const authService = () => (auth ??= Promise.all([import("firebase-admin/auth"), 
 const appCheckService = () => (appCheck ??= Promise.all([import("firebase-admin/app-check"), adminApp()]).then(([m, app]) => m.getAppCheck(app)));
 
 /** Verifies `Authorization: Bearer <Firebase ID token>` with the Admin SDK (the Auth emulator's tokens when it runs). */
-export async function verifyBearer(header: string | undefined): Promise<{ uid: string }> {
+export async function verifyBearer(header: string | undefined): Promise<{ uid: string; admin: boolean }> {
   const token = /^Bearer\s+(\S+)$/i.exec(header ?? "")?.[1];
   if (!token) throw new ExecutionError("unauthenticated", "Send a Firebase ID token as `Authorization: Bearer <token>`.");
   try {
     const decoded = await (await authService()).verifyIdToken(token);
     // A non-empty uid that can name a document path, or nobody.
     if (typeof decoded.uid !== "string" || decoded.uid === "" || decoded.uid.includes("/")) throw new Error("no uid");
-    return { uid: decoded.uid };
+    return { uid: decoded.uid, admin: decoded.admin === true };
   } catch {
     throw new ExecutionError("unauthenticated", "The ID token is invalid or expired.");
   }
 }
 
-/** True when an `X-Firebase-AppCheck` token is present and valid. */
-export async function verifyAppCheck(token: string | undefined): Promise<boolean> {
+/**
+ * True when an `X-Firebase-AppCheck` token is present and valid. With `consume`, the token
+ * is spent (a limited-use token): one seen before is refused, so it cannot be replayed.
+ */
+export async function verifyAppCheck(token: string | undefined, consume = false): Promise<boolean> {
   if (!token) return false;
   try {
-    await (await appCheckService()).verifyToken(token);
-    return true;
+    const result = await (await appCheckService()).verifyToken(token, consume ? { consume: true } : undefined);
+    return result.alreadyConsumed !== true;
   } catch {
     return false;
   }

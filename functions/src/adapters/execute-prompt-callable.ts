@@ -25,6 +25,10 @@ export function requireCaller(request: CallableRequest<unknown>, enforceAppCheck
   const uid = request.auth?.uid;
   if (typeof uid !== "string" || uid === "" || uid.includes("/")) throw new ExecutionError("unauthenticated");
   if (enforceAppCheck && !request.app) throw new ExecutionError("permission_denied", "A valid App Check token is required.");
+  // Set only with replay protection on (APP_CHECK_REPLAY_PROTECTION): a limited-use token seen before.
+  if (request.app?.alreadyConsumed === true) {
+    throw new ExecutionError("permission_denied", "This App Check token was already used; limited-use tokens are good for one call.");
+  }
   return uid;
 }
 

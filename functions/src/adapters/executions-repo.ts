@@ -1,9 +1,11 @@
 import type { DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Timestamp } from "firebase-admin/firestore";
-import type { Execution } from "../core/execution.js";
+import type { Execution, RecordedMessage } from "../core/execution.js";
 import { idempotencyDecision, priorRunsOf } from "../core/idempotency.js";
 import { abandoned, ABANDONED_DELTA, usageDelta, type UsageTotals } from "../core/ledger.js";
 import { decideAdmission, partitionReservations, usagePeriods, type AccountState, type GlobalShardState, type Reservation } from "../core/limits.js";
+import { checkTurnFree, type StoredMessage } from "../core/conversation.js";
 import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore } from "../core/ports.js";
+import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, settleConversation } from "./conversations-repo.js";
 
 /**
  * Where everything lives (docs/data-model.md):
@@ -159,23 +161,33 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
       const limitsRef = doc(paths.limits(uid));
       const recordRef = doc(paths.execution(uid, execution.id));
 
+      const turn = request.conversation;
+      const conversationRef = turn ? doc(conversationPaths.conversation(uid, turn.id)) : undefined;
+
       return untilCommitted(async (): Promise<Admission> => {
         const shardIndexes = limits.globalMonthlyBudgetUsd === null ? [] : [...new Set([randomShard(), randomShard()])];
         const shardRefs = shardIndexes.map((i) => doc(paths.globalShard(month, i)));
-        const refs = [limitsRef, doc(paths.usage(uid, month)), ...shardRefs, ...(execution.requestId ? [recordRef] : [])];
-        const snapshots = await firestore.getAll(...refs);
+        const refs = [limitsRef, doc(paths.usage(uid, month)), ...shardRefs, ...(execution.requestId ? [recordRef] : []), ...(conversationRef ? [conversationRef] : [])];
+        // One round trip: the documents, and a conversation's newest messages, read at once.
+        const [snapshots, history] = await Promise.all([
+          firestore.getAll(...refs),
+          turn ? loadHistory(firestore, uid, turn.id, turn.historyLimit) : Promise.resolve<StoredMessage[] | undefined>(undefined),
+        ]);
         const [limitsSnap, monthSnap] = snapshots as [DocumentSnapshot, DocumentSnapshot];
+        const shardSnaps = snapshots.slice(2, 2 + shardIndexes.length);
+        const existingSnap = execution.requestId ? snapshots[2 + shardIndexes.length] : undefined;
+        const conversationSnap = conversationRef ? snapshots.at(-1)! : undefined;
         const account = accountFromSnapshots(limitsSnap, monthSnap);
-        const existingSnap = execution.requestId ? snapshots.at(-1)! : undefined;
         const existing = existingSnap?.exists ? executionFromSnapshot(existingSnap) : undefined;
         const live = (id: string) => (account.reservations[id]?.expireAt ?? 0) > now;
         const repeat = existing ? idempotencyDecision(existing, execution.requestFingerprint ?? "", live(existing.id)) : undefined;
         if (existing && repeat === "replay") return { kind: "replay", execution: existing };
-        const shardSnaps = snapshots.slice(2, 2 + shardIndexes.length);
+        const conversation = conversationSnap ? conversationFromSnapshot(conversationSnap) : undefined;
+        if (turn) checkTurnFree(conversation, execution.id, now);
         const decision = decideAdmission({
           executionId: execution.id,
           now,
-          reserveMicros: request.reserveMicros,
+          reserveMicros: turn ? turn.reserveFor(conversation?.historyBytes ?? 0) : request.reserveMicros,
           expireAt: request.expireAt,
           account,
           globalShards: shardSnaps.map((snap, i): GlobalShardState => {
@@ -209,13 +221,21 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
           if (reclaimed && !decision.expired.includes(existing.id)) ledger(ABANDONED_DELTA);
           record = { ...execution, prior: priorRunsOf(reclaimed ? { ...existing, ...abandoned(new Date(now)) } : existing) };
         }
+        if (turn && conversationSnap) guardedWrite(conversationSnap, holdConversation(conversationSnap, turn, execution.id, request.expireAt, now));
         batch.set(recordRef, toDoc(record));
         const results = await batch.commit();
+        // Write times of the last two writes: the conversation (when held) and the record. Settlement
+        // commits over exactly these versions, so that it is idempotent and never appends to a turn it lost.
+        const version = results.at(-1)!.writeTime;
         return {
           kind: "admitted",
-          // The record's write time: settlement commits only over this version (idempotent finish).
-          ticket: { ...(decision.globalShard ? { globalShard: decision.globalShard.index } : {}), version: results.at(-1)!.writeTime },
+          ticket: {
+            ...(decision.globalShard ? { globalShard: decision.globalShard.index } : {}),
+            version,
+            ...(turn ? { conversation: { id: turn.id, nextSeq: conversation?.nextSeq ?? 0, version: results.at(-2)!.writeTime, expireAt: turn.expireAt.getTime() } } : {}),
+          },
           ...(record.prior ? { prior: record.prior } : {}),
+          ...(history ? { history } : {}),
         };
       });
     },
@@ -248,14 +268,34 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
      * meanwhile closed as abandoned (settlement outlived the reservation), the settlement
      * replaces that closure, counting only the difference in the ledger.
      */
-    async finish(uid: string, execution: Execution, ticket: AdmissionTicket): Promise<void> {
+    async finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<void> {
       const firestore = await db();
       const FV = await fieldValues();
       const doc = (path: string) => firestore.doc(path);
       const recordRef = doc(paths.execution(uid, execution.id));
       const at = execution.completedAt?.getTime() ?? Date.now();
-      const commit = async (version: Timestamp | undefined, delta: UsageTotals, release: boolean) => {
+      const held = ticket.conversation;
+      const commit = async (version: Timestamp | undefined, delta: UsageTotals, release: boolean, withConversation: boolean) => {
         const batch = firestore.batch();
+        if (held && withConversation) {
+          settleConversation(
+            batch,
+            firestore,
+            {
+              uid,
+              id: held.id,
+              nextSeq: held.nextSeq,
+              executionId: execution.id,
+              model: execution.model,
+              at: new Date(at),
+              expireAt: new Date(held.expireAt),
+              ...(execution.status === "succeeded" && turn ? { turn } : {}),
+            },
+            () => FV.delete(),
+            (n) => FV.increment(n),
+            await asTimestamp(held.version),
+          );
+        }
         if (version) batch.update(recordRef, toDoc(execution), { lastUpdateTime: version });
         else batch.set(recordRef, toDoc(execution));
         if (release) batch.set(doc(paths.limits(uid)), { reservations: { [execution.id]: FV.delete() } }, { merge: true });
@@ -265,8 +305,9 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
         addToLedger((ref, data) => batch.set(ref, data, { merge: true }), doc, uid, delta, at, shard, FV, reservedOnShard ? { reservations: { [execution.id]: FV.delete() } } : {});
         await batch.commit();
       };
+      const version = await asTimestamp(ticket.version);
       try {
-        await commit(await asTimestamp(ticket.version), usageDelta(execution), true);
+        await commit(version, usageDelta(execution), true, true);
       } catch (error) {
         if (!lostRace(error)) throw error;
         const current = await recordRef.get();
@@ -274,8 +315,16 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
         if (!data) throw error;
         if (data.status === execution.status && toDate(data.completedAt)?.getTime() === execution.completedAt?.getTime()) return; // ours, already in
         if (data.abandoned === true && data.status === "failed") {
+          // Settled after its hold expired and was reclaimed: the execution's truth replaces the
+          // closure; the conversation went on without this turn.
           const delta = subtractTotals(usageDelta(execution), ABANDONED_DELTA);
-          await commit(current.updateTime, delta, false);
+          await commit(current.updateTime, delta, false, false);
+          return;
+        }
+        if (held && version && current.updateTime?.isEqual(version)) {
+          // The record is as admission left it, so the conversation moved on (another turn took it
+          // over after this one's hold expired): settle the execution without touching it.
+          await commit(version, usageDelta(execution), true, false);
           return;
         }
         throw error;

@@ -4,7 +4,8 @@ import { ExecutionError } from "../core/errors.js";
 import { catalog } from "../config/catalog.js";
 import { providerConnection } from "../config/providers.js";
 import { firestore } from "./firestore.js";
-import { checkHealth } from "./health.js";
+import { liveCheck } from "../core/provider-check.js";
+import { checkHealth, checkReadiness } from "./health.js";
 import { listModels, sendError } from "./api-responses.js";
 
 const HEALTH_FIRESTORE_TIMEOUT_MS = 2_000;
@@ -19,6 +20,38 @@ async function health(_req: Request, res: Response): Promise<void> {
     timeoutMs: HEALTH_FIRESTORE_TIMEOUT_MS,
   });
   res.status(report.status === "ok" ? 200 : 503).set("cache-control", "no-store").json(report);
+}
+
+const PROVIDER_CHECK_TIMEOUT_MS = 5_000;
+
+/**
+ * `GET /health/ready`: the deep check for operators (every configured provider reachable and
+ * its key accepted), for an admin ID token, or anyone when READINESS_PUBLIC is on.
+ */
+async function readiness(req: Request, res: Response, options: ApiOptions): Promise<void> {
+  try {
+    if (!options.readinessPublic()) {
+      const caller = await options.verifyBearer(req.headers.authorization);
+      if (!caller.admin) throw new ExecutionError("permission_denied", "The readiness check needs an admin's ID token (custom claim admin: true).");
+    }
+    const report = await checkReadiness({
+      pingFirestore: async () => {
+        await (await firestore()).doc("_health/probe").get();
+      },
+      providers: catalog.providers,
+      timeoutMs: HEALTH_FIRESTORE_TIMEOUT_MS,
+      check: (provider) => {
+        const connection = providerConnection(provider);
+        if (!connection) return undefined;
+        const models = provider.models.map((m) => m.upstreamId);
+        const target = { id: provider.id, baseUrl: connection.baseUrl, models, ...(provider.keyCheck ? { keyCheck: provider.keyCheck } : {}) };
+        return liveCheck(target, connection.apiKey || undefined, PROVIDER_CHECK_TIMEOUT_MS);
+      },
+    });
+    res.status(report.status === "ok" ? 200 : 503).set("cache-control", "no-store").json(report);
+  } catch (error) {
+    sendError(res, error);
+  }
 }
 
 /**
@@ -50,12 +83,17 @@ export interface ApiOptions {
   /** `POST /v1/executions/{executionId}/cancel` (adapters/openai-api.ts), loaded on first use too. */
   cancelExecution: (req: Request, res: Response, executionId: string) => Promise<void>;
   corsOrigins: () => string[] | "*";
+  /** For the readiness check's admin requirement. */
+  verifyBearer: (authorization: string | undefined) => Promise<{ uid: string; admin: boolean }>;
+  /** READINESS_PUBLIC: anyone may ask for the readiness check (cached, so it cannot become load on providers). */
+  readinessPublic: () => boolean;
 }
 
 /** The `api` HTTPS function: a small router over the paths of API.md. */
 export function createApiHandler(options: ApiOptions) {
   return async (req: Request, res: Response): Promise<void> => {
     if (req.path === "/health" && (req.method === "GET" || req.method === "HEAD")) return health(req, res);
+    if (req.path === "/health/ready" && req.method === "GET") return readiness(req, res, options);
     if (req.path.startsWith("/v1/")) {
       if (applyCors(req, res, options.corsOrigins())) return;
       if (req.path === "/v1/chat/completions" && req.method === "POST") return options.chatCompletions(req, res);

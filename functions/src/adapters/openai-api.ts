@@ -16,7 +16,9 @@ export interface OpenAIApiOptions {
   deps: () => PipelineDeps;
   enforceAppCheck: () => boolean;
   verifyBearer: (authorization: string | undefined) => Promise<{ uid: string }>;
-  verifyAppCheck: (token: string | undefined) => Promise<boolean>;
+  verifyAppCheck: (token: string | undefined, consume?: boolean) => Promise<boolean>;
+  /** Spend App Check tokens (replay protection); off when absent. */
+  consumeAppCheck?: () => boolean;
   /** How cancelExecution reaches this instance; absent where nothing can cancel (benchmarks). */
   cancels?: () => CancelChannel;
 }
@@ -86,6 +88,7 @@ export async function chatCompletions(req: Request, res: Response, options: Open
     const input = toExecuteRequest(request, {
       ...(req.header("idempotency-key") !== undefined ? { idempotencyKey: req.header("idempotency-key")! } : {}),
       ...(req.header("x-timeout-ms") !== undefined ? { timeoutMs: req.header("x-timeout-ms")! } : {}),
+      ...(req.header("x-conversation-id") !== undefined ? { conversationId: req.header("x-conversation-id")! } : {}),
     });
     streaming = request.stream === true;
     const created = Math.floor(Date.now() / 1000);
@@ -149,10 +152,16 @@ export async function chatCompletions(req: Request, res: Response, options: Open
 }
 
 /** Caller and App Check for every authenticated route of the `api` function. */
-async function authenticate(req: Request, options: Pick<OpenAIApiOptions, "verifyBearer" | "verifyAppCheck" | "enforceAppCheck">): Promise<string> {
+async function authenticate(
+  req: Request,
+  options: Pick<OpenAIApiOptions, "verifyBearer" | "verifyAppCheck" | "enforceAppCheck" | "consumeAppCheck">,
+): Promise<string> {
   const { uid } = await options.verifyBearer(req.headers.authorization);
-  if (options.enforceAppCheck() && !(await options.verifyAppCheck(req.header("x-firebase-appcheck")))) {
-    throw new ExecutionError("permission_denied", "A valid App Check token is required (X-Firebase-AppCheck).");
+  const token = req.header("x-firebase-appcheck");
+  const consume = options.consumeAppCheck?.() ?? false;
+  // With replay protection on, a token that is sent is spent even when not enforced.
+  if ((options.enforceAppCheck() || (consume && token)) && !(await options.verifyAppCheck(token, consume))) {
+    throw new ExecutionError("permission_denied", "A valid, unused App Check token is required (X-Firebase-AppCheck).");
   }
   return uid;
 }

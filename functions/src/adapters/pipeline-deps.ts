@@ -10,6 +10,7 @@ import {
   GLOBAL_LEDGER_SHARDS,
   globalBudgetUsd,
   historyTtlDays,
+  conversationTtlDays,
   maxConcurrentExecutions,
   rateLimitPerMinute,
   reservationGraceMs,
@@ -64,6 +65,7 @@ export function settingsFromParams(): PipelineSettings {
     functionTimeoutMs: PROVIDER_FUNCTION_TIMEOUT_SECONDS * 1_000,
     retry: { maxRetries: retryMaxRetries.value(), baseDelayMs: retryBaseDelayMs.value(), maxDelayMs: retryMaxDelayMs.value() },
     historyTtlDays: historyTtlDays.value(),
+    conversationTtlDays: conversationTtlDays.value(),
     logPrompts: logPrompts.value(),
     limits: limitsFromParams(),
   };

@@ -44,7 +44,26 @@ export const retryMaxRetries = int("RETRY_MAX_RETRIES", 3, "Retries of one model
 export const retryBaseDelayMs = int("RETRY_BASE_DELAY_MS", 500, "Base of the exponential backoff (full jitter).");
 export const retryMaxDelayMs = int("RETRY_MAX_DELAY_MS", 8_000, "Cap of one backoff wait (Retry-After from the provider wins).");
 export const enforceAppCheck = boolean("ENFORCE_APP_CHECK", false, "Reject calls without a valid App Check token.");
+/**
+ * Replay protection: App Check tokens are consumed (limited-use tokens, one call each) on
+ * executePrompt and /v1. The raw param is what `onCall({ consumeAppCheckToken })` takes.
+ */
+export const appCheckReplayProtectionParam = defineBoolean("APP_CHECK_REPLAY_PROTECTION", {
+  default: false,
+  description: "Consume App Check tokens (limited-use tokens) on executePrompt and /v1: a replayed token is refused.",
+});
+export const appCheckReplayProtection = tunable("APP_CHECK_REPLAY_PROTECTION", false, appCheckReplayProtectionParam);
+export const readinessPublic = boolean(
+  "READINESS_PUBLIC",
+  false,
+  "Let anyone call GET /health/ready (else admins only); provider answers are cached for a minute either way.",
+);
 export const logPrompts = boolean("LOG_PROMPTS", false, "Include prompt and output text in logs. Leave off in production.");
+export const conversationTtlDays = int(
+  "CONVERSATION_TTL_DAYS",
+  90,
+  "Days after its last turn before a conversation is deleted by TTL (each message: days after it was written).",
+);
 export const historyTtlDays = int("HISTORY_TTL_DAYS", 90, "Days before an execution record's expireAt (Firestore TTL deletes it after that).");
 
 const mediaUrlHostsParam = string(

@@ -74,6 +74,8 @@ export interface Execution {
   prior?: PriorRuns;
   /** The server instance running it (for cancelExecution). */
   instance?: string;
+  /** A turn of a server-side conversation: which, and how many stored messages were sent before the new turn. */
+  conversation?: { id: string; historyMessages: number };
 }
 
 /** What `executePrompt` returns (API.md). */
@@ -84,6 +86,7 @@ export interface ExecutionResult {
   output: string;
   finishReason: string;
   toolCalls?: ToolCall[];
+  conversationId?: string;
   /** With a response format: the output parsed (and validated against the schema). */
   json?: unknown;
   usage: Usage;

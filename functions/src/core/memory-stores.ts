@@ -1,4 +1,5 @@
-import type { Execution } from "./execution.js";
+import { checkTurnFree, newConversation, storedBytes, type ConversationDoc, type StoredMessage } from "./conversation.js";
+import type { Execution, RecordedMessage } from "./execution.js";
 import { idempotencyDecision, priorRunsOf } from "./idempotency.js";
 import { abandoned, ABANDONED_DELTA, EMPTY_TOTALS, usageDelta, type UsageTotals } from "./ledger.js";
 import { decideAdmission, usagePeriods, type AccountState, type GlobalShardState, type Reservation } from "./limits.js";
@@ -20,6 +21,8 @@ export class MemoryExecutionStore implements ExecutionStore {
   readonly accounts = new Map<string, MemoryAccount>();
   readonly usage = new Map<string, UsageTotals>();
   readonly globalShards = new Map<string, GlobalShardState>();
+  /** By `uid/conversationId`. */
+  readonly conversations = new Map<string, { doc: ConversationDoc; messages: StoredMessage[] }>();
   /** Operations that would each be one Firestore round trip. */
   roundTrips = 0;
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -71,11 +74,14 @@ export class MemoryExecutionStore implements ExecutionStore {
       const decision = existing ? idempotencyDecision(existing, execution.requestFingerprint ?? "", live(existing.id)) : undefined;
       if (existing && decision === "replay") return { kind: "replay", execution: structuredClone(existing) } as const;
       const { month, day } = usagePeriods(now);
+      const turn = request.conversation;
+      const conversation = turn ? this.conversations.get(`${uid}/${turn.id}`) : undefined;
+      if (turn) checkTurnFree(conversation?.doc, execution.id, now);
       const shardIndexes = limits.globalMonthlyBudgetUsd === null ? [] : [0, 1].map(() => Math.floor(Math.random() * limits.globalShards));
       const admission = decideAdmission({
         executionId: execution.id,
         now,
-        reserveMicros: request.reserveMicros,
+        reserveMicros: turn ? turn.reserveFor(conversation?.doc.historyBytes ?? 0) : request.reserveMicros,
         expireAt: request.expireAt,
         account: { ...account, spentMicros: this.totals(`${uid}/${month}`).costMicros } satisfies AccountState,
         globalShards: shardIndexes.map((i) => this.shard(month, i)),
@@ -95,16 +101,45 @@ export class MemoryExecutionStore implements ExecutionStore {
       account.recent = admission.recent;
       if (admission.globalShard) this.shard(month, admission.globalShard.index).reservations = admission.globalShard.reservations;
       this.records.set(`${uid}/${execution.id}`, structuredClone(execution));
-      const ticket: AdmissionTicket = admission.globalShard ? { globalShard: admission.globalShard.index } : {};
-      return { kind: "admitted", ticket, ...(existing ? { prior: execution.prior } : {}) } as const;
+      let history: StoredMessage[] | undefined;
+      let held: AdmissionTicket["conversation"];
+      if (turn) {
+        const entry = conversation ?? { doc: newConversation(turn, now), messages: [] };
+        entry.doc = { ...entry.doc, activeExecutionId: execution.id, activeUntil: request.expireAt };
+        this.conversations.set(`${uid}/${turn.id}`, entry);
+        history = structuredClone(entry.messages.slice(-turn.historyLimit));
+        held = { id: turn.id, nextSeq: entry.doc.nextSeq, expireAt: turn.expireAt.getTime() };
+      }
+      const ticket: AdmissionTicket = { ...(admission.globalShard ? { globalShard: admission.globalShard.index } : {}), ...(held ? { conversation: held } : {}) };
+      return { kind: "admitted", ticket, ...(existing ? { prior: execution.prior } : {}), ...(history ? { history } : {}) } as const;
     });
   }
 
-  finish(uid: string, execution: Execution, ticket: AdmissionTicket): Promise<void> {
+  finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<void> {
     this.roundTrips += 1;
     return this.serialized(uid, () => {
       // Idempotent, as the Firestore store: a record no longer running was settled already.
       if (this.records.get(`${uid}/${execution.id}`)?.status !== "running") return;
+      const held = ticket.conversation ? this.conversations.get(`${uid}/${ticket.conversation.id}`) : undefined;
+      if (held && held.doc.activeExecutionId === execution.id) {
+        const { activeExecutionId: _id, activeUntil: _until, ...rest } = held.doc;
+        held.doc = rest;
+        if (execution.status === "succeeded" && turn) {
+          const at = execution.completedAt ?? new Date();
+          const appended = turn.map((m, i): StoredMessage => ({ ...m, seq: held.doc.nextSeq + i, executionId: execution.id, createdAt: at }));
+          held.messages.push(...appended);
+          held.doc = {
+            ...held.doc,
+            model: execution.model,
+            updatedAt: at,
+            messageCount: held.doc.messageCount + appended.length,
+            historyBytes: held.doc.historyBytes + appended.reduce((sum, m) => sum + storedBytes(m), 0),
+            nextSeq: held.doc.nextSeq + appended.length,
+            lastExecutionId: execution.id,
+            expireAt: new Date(ticket.conversation!.expireAt),
+          };
+        }
+      }
       const at = execution.completedAt?.getTime() ?? Date.now();
       const { month, day } = usagePeriods(at);
       const delta = usageDelta(execution);
@@ -159,3 +194,4 @@ export class MemoryLogger implements Logger {
 
 /** A logger that drops everything (benchmarks). */
 export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
+

@@ -61,8 +61,10 @@ const messageSchema = z.discriminatedUnion("role", [
     content: z.union([text, z.array(z.discriminatedUnion("type", [textPart, refusalPart]))]).nullable().optional(),
     refusal: text.nullable().optional(),
     tool_calls: z.array(toolCall).max(LIMITS.toolCalls).nullable().optional(),
-    // What the SDKs echo back from a response (OpenAI adds `annotations`, `audio: null`).
+    // What the SDKs echo back from a response (OpenAI adds `annotations`, `audio: null`; the
+    // openai SDK's stream and parse helpers add `parsed`).
     annotations: z.array(z.unknown()).optional(),
+    parsed: z.unknown().optional(),
     audio: z.null().optional(),
     function_call: z.null().optional(),
     name,
@@ -158,6 +160,8 @@ function formatDotted(path: readonly PropertyKey[]): string {
 export interface RequestHeaders {
   idempotencyKey?: string;
   timeoutMs?: string;
+  /** `X-Conversation-Id`: a server-side conversation; `messages` is then only the new turn. */
+  conversationId?: string;
 }
 
 type OpenAIMessage = ChatCompletionRequest["messages"][number];
@@ -271,5 +275,6 @@ export function toExecuteRequest(request: ChatCompletionRequest, headers: Reques
     ...(format ? { responseFormat: format } : {}),
     ...(request.fallback_models ? { fallbackModels: request.fallback_models } : {}),
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...(headers.conversationId !== undefined ? { conversationId: headers.conversationId } : {}),
   };
 }

@@ -1,5 +1,6 @@
 import type { ResolvedModel } from "./catalog.js";
-import type { Execution, PriorRuns } from "./execution.js";
+import type { StoredMessage } from "./conversation.js";
+import type { Execution, PriorRuns, RecordedMessage } from "./execution.js";
 import type { LimitSettings } from "./limits.js";
 import type { InputKind, Message, ResponseFormat, ToolChoice, ToolSpec } from "./messages.js";
 import type { GenerationParams } from "./request.js";
@@ -49,11 +50,27 @@ export interface ModelClient {
   stream(request: ModelRequest): AsyncIterable<ModelChunk>;
 }
 
+/** A turn of a server-side conversation, as admission needs it (core/conversation.ts). */
+export interface ConversationTurn {
+  id: string;
+  /** For a conversation this turn creates. */
+  title: string;
+  model: string;
+  /** The newest this many stored messages are read, in the same round trip as the rest of admission. */
+  historyLimit: number;
+  /** The reservation once the stored history's size is known: it is sent too, so it is paid for. */
+  reserveFor(historyBytes: number): number;
+  /** When the conversation and its messages are deleted by TTL. */
+  expireAt: Date;
+}
+
 export interface AdmissionRequest {
   uid: string;
   /** The `running` record to create. Its id is derived from the requestId when there is one. */
   execution: Execution;
   reserveMicros: number;
+  /** With a conversation: one turn at a time (the turn holds it until `expireAt`), history read, reservation by reserveFor. */
+  conversation?: ConversationTurn;
   /** When the reservation counts as abandoned. */
   expireAt: number;
   limits: LimitSettings;
@@ -69,6 +86,8 @@ export interface AdmissionTicket {
    * refused by the store instead of counting twice.
    */
   version?: unknown;
+  /** The conversation this turn holds: where its messages go, and the conversation's version to commit over. */
+  conversation?: { id: string; nextSeq: number; version?: unknown; /** Epoch ms the turn's messages are deleted by TTL. */ expireAt: number };
 }
 
 export type Admission =
@@ -77,6 +96,8 @@ export type Admission =
       ticket: AdmissionTicket;
       /** When the requestId's earlier run is rerun: what it (and its own earlier runs) cost, now carried by the record. */
       prior?: PriorRuns;
+      /** With a conversation: its newest stored messages, oldest first. */
+      history?: StoredMessage[];
     }
   | { kind: "replay"; execution: Execution };
 
@@ -89,10 +110,11 @@ export interface ExecutionStore {
   admit(request: AdmissionRequest): Promise<Admission>;
   /**
    * Atomically (one commit): the final record, the usage ledger, and the release of the
-   * reservations. Idempotent: calling it again after a commit that went through (or whose
+   * reservations; with a conversation, its release and, when the execution succeeded, `turn`
+   * appended (a failed turn leaves the conversation as it was). Idempotent: calling it again after a commit that went through (or whose
    * outcome is unknown) changes nothing more.
    */
-  finish(uid: string, execution: Execution, ticket: AdmissionTicket): Promise<void>;
+  finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<void>;
 }
 
 export interface PromptStore {

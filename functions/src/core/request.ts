@@ -113,6 +113,11 @@ export const executeRequestSchema = z
     model: modelId.optional(),
     messages: z.array(messageSchema).min(1).max(LIMITS.messages).optional(),
     promptId: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, "must be 1-128 characters of A-Z, a-z, 0-9, _ or -").optional(),
+    /** A server-side conversation: `messages` is only the new turn; the stored history goes in front. */
+    conversationId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{8,128}$/, "must be 8-128 characters of A-Z, a-z, 0-9, _ or -")
+      .optional(),
     variables: z
       .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.union([z.string().max(LIMITS.variableChars), z.number(), z.boolean()]))
       .refine((v) => Object.keys(v).length <= LIMITS.variables, `at most ${LIMITS.variables} variables`)
@@ -142,19 +147,27 @@ export const executeRequestSchema = z
       if (names.has(tool.name)) ctx.addIssue({ code: "custom", path: ["tools", i, "name"], message: `"${tool.name}" is declared twice` });
       names.add(tool.name);
     });
-    if (request.messages) checkMessages(request.messages as Message[], ctx);
+    if (request.conversationId !== undefined && request.promptId !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["conversationId"], message: "not with promptId" });
+    }
+    if (request.messages) checkMessages(request.messages as Message[], ctx, request.conversationId !== undefined);
   });
 
 /** Rules across messages that no single message's schema can see. */
-function checkMessages(messages: Message[], ctx: z.RefinementCtx): void {
+function checkMessages(messages: Message[], ctx: z.RefinementCtx, conversation: boolean): void {
   let chars = 0;
   let parts = 0;
   let media = 0;
   let openCalls = new Set<string>();
   messages.forEach((message, i) => {
+    if (conversation && message.role === "assistant") {
+      // The server keeps what the assistant said; a client cannot write it into the history.
+      ctx.addIssue({ code: "custom", path: ["messages", i, "role"], message: "with conversationId, send only the new turn (user messages or tool results)" });
+    }
     if (message.role === "assistant") openCalls = new Set(message.toolCalls?.map((c) => c.id));
     else if (message.role === "tool") {
-      if (!openCalls.has(message.toolCallId)) {
+      // In a conversation the call it answers is in the stored history.
+      if (!conversation && !openCalls.has(message.toolCallId)) {
         ctx.addIssue({
           code: "custom",
           path: ["messages", i, "toolCallId"],
@@ -180,10 +193,20 @@ function checkMessages(messages: Message[], ctx: z.RefinementCtx): void {
   if (media > MEDIA_LIMITS.mediaParts) {
     ctx.addIssue({ code: "custom", path: ["messages"], message: `at most ${MEDIA_LIMITS.mediaParts} images, files or audio in all, got ${media}` });
   }
-  if (!messages.some((m) => m.role === "user")) ctx.addIssue({ code: "custom", path: ["messages"], message: "needs at least one user message" });
+  const toolResults = conversation && messages.some((m) => m.role === "tool");
+  if (!toolResults && !messages.some((m) => m.role === "user")) ctx.addIssue({ code: "custom", path: ["messages"], message: "needs at least one user message" });
 }
 
 export type ExecuteRequest = z.infer<typeof executeRequestSchema>;
+
+const conversationIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,128}$/, "must be 8-128 characters of A-Z, a-z, 0-9, _ or -");
+
+/** `listConversations({ limit?, startAfter? })` and `deleteConversation({ conversationId })` (API.md, "Conversations"). */
+export const listConversationsSchema = z.strictObject({
+  limit: z.number().int().min(1).max(100).optional(),
+  startAfter: conversationIdSchema.optional(),
+});
+export const deleteConversationSchema = z.strictObject({ conversationId: conversationIdSchema });
 
 /** `cancelExecution({ executionId })` (API.md, "Cancelling"). */
 export const cancelRequestSchema = z.strictObject({

@@ -20,6 +20,18 @@ describe("requireCaller", () => {
     expect(() => requireCaller(request({ auth: alice }), true)).toThrow(expect.objectContaining({ category: "permission_denied" }));
     expect(requireCaller(request({ auth: alice, app }), true)).toBe("alice");
   });
+  it("refuses an auth context without a uid, or with one that cannot name a document", () => {
+    for (const auth of [{ token: {} }, { uid: "", token: {} }, { uid: "a/b", token: {} }]) {
+      expect(() => requireCaller(request({ auth: auth as CallableRequest["auth"] }), false)).toThrow(expect.objectContaining({ category: "unauthenticated" }));
+    }
+  });
+  it("with replay protection, refuses an App Check token that was already consumed", () => {
+    const replayed = { ...app, alreadyConsumed: true } as CallableRequest["app"];
+    expect(() => requireCaller(request({ auth: alice, app: replayed }), false)).toThrow(
+      expect.objectContaining({ category: "permission_denied", message: expect.stringContaining("already used") }),
+    );
+    expect(requireCaller(request({ auth: alice, app: { ...app, alreadyConsumed: false } as CallableRequest["app"] }), true)).toBe("alice");
+  });
 });
 
 describe("toHttpsError", () => {

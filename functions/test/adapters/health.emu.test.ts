@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { HealthReport } from "../../src/adapters/health.js";
+import { makeAdmin, signedInClient } from "../support/firebase.js";
 import { functionUrl } from "../support/stack.js";
 
 const version = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -27,5 +28,28 @@ describe("GET /health through the Functions emulator", () => {
     const response = await fetch(functionUrl("api", "/nope"));
     expect(response.status).toBe(404);
     expect(await response.json()).toMatchObject({ error: { type: "not_found", code: "not-found" } });
+  });
+});
+
+describe("GET /health/ready (operators)", () => {
+  it("needs an admin's ID token", async () => {
+    expect((await fetch(functionUrl("api", "/health/ready"))).status).toBe(401);
+    const user = await signedInClient();
+    const answer = await fetch(functionUrl("api", "/health/ready"), { headers: { authorization: `Bearer ${user.idToken}` } });
+    expect(answer.status).toBe(403);
+    expect(await answer.json()).toMatchObject({ error: { type: "permission_denied" } });
+  });
+
+  it("for an admin: each configured provider reachable and its key accepted, at no cost", async () => {
+    const admin = await signedInClient();
+    await makeAdmin(admin.uid);
+    const token = await admin.user.getIdToken(true);
+    const answer = await fetch(functionUrl("api", "/health/ready"), { headers: { authorization: `Bearer ${token}` } });
+    const body = (await answer.json()) as { status: string; checks: { providers: Record<string, unknown> } };
+    expect(answer.status).toBe(200);
+    expect(body.status).toBe("ok");
+    expect(body.checks.providers.local).toMatchObject({ configured: true, ok: true, status: "ok" });
+    expect(body.checks.providers.openai).toEqual({ configured: false });
+    expect(JSON.stringify(body)).not.toMatch(/http:\/\/|_API_KEY|sk-/);
   });
 });

@@ -37,6 +37,7 @@ function instance(limits: Partial<LimitSettings> = {}): PipelineDeps {
     maxTimeoutMs: 60_000,
     retry: { maxRetries: 1, baseDelayMs: 10, maxDelayMs: 50 },
     historyTtlDays: 1,
+    conversationTtlDays: 1,
     logPrompts: false,
     limits: { ...generous, ...limits },
   };

@@ -69,7 +69,7 @@ describe("parseChatCompletionRequest", () => {
 
 describe("a message the endpoint returned is accepted back (the openai SDK chat loop)", () => {
   it("takes the assistant message with refusal: null, annotations, tool_calls and content: null", () => {
-    const answer = { role: "assistant", content: "Echo: hi", refusal: null, annotations: [] };
+    const answer = { role: "assistant", content: "Echo: hi", refusal: null, annotations: [], parsed: null };
     const toolAnswer = {
       role: "assistant",
       content: null,

@@ -26,6 +26,8 @@ const backendPaths = [
   "users/alice/usage/2026-11",
   "users/alice/usage/2026-11-22",
   "users/alice/limits/current",
+  "users/alice/conversations/conv-0001",
+  "users/alice/conversations/conv-0001/messages/0000000000",
 ];
 
 beforeAll(async () => {
@@ -52,12 +54,15 @@ beforeEach(async () => {
     await setDoc(doc(db, "users/alice/usage/2026-11-22"), { requests: 1, costMicros: 5 });
     await setDoc(doc(db, "users/alice/limits/current"), { monthlyBudgetUsd: 5, reservations: {}, recent: [] });
     await setDoc(doc(db, "users/alice/prompts/p1"), prompt);
+    await setDoc(doc(db, "users/alice/conversations/conv-0001"), { title: "hi", messageCount: 2, nextSeq: 2 });
+    await setDoc(doc(db, "users/alice/conversations/conv-0001/messages/0000000000"), { role: "user", content: "hi", seq: 0 });
+    await setDoc(doc(db, "instances/i1/cancels/alice:e1"), { uid: "alice", executionId: "e1" });
     await setDoc(doc(db, "globalUsage/2026-11/shards/0"), { requests: 1, costMicros: 5 });
     await setDoc(doc(db, "_health/probe"), { ok: true });
   });
 });
 
-describe("backend-written documents: executions, usage, limits", () => {
+describe("backend-written documents: executions, usage, limits, conversations and their messages", () => {
   it.each(backendPaths)("%s: the owner reads it", async (path) => {
     await assertSucceeds(getDoc(doc(alice, path)));
   });
@@ -84,10 +89,17 @@ describe("backend-written documents: executions, usage, limits", () => {
     await assertFails(setDoc(doc(alice, "users/alice/usage/2030-01"), { costMicros: 0 }));
   });
 
-  it("the owner lists their history; another user cannot", async () => {
-    await assertSucceeds(getDocs(collection(alice, "users/alice/executions")));
-    await assertFails(getDocs(collection(bob, "users/alice/executions")));
-    await assertFails(getDocs(collection(admin, "users/alice/executions")));
+  it.each(["users/alice/executions", "users/alice/conversations", "users/alice/conversations/conv-0001/messages"])(
+    "the owner lists %s (a chat screen listens to it); others and the signed-out cannot",
+    async (path) => {
+      await assertSucceeds(getDocs(collection(alice, path)));
+      for (const db of [bob, admin, nobody]) await assertFails(getDocs(collection(db, path)));
+    },
+  );
+
+  it("nobody appends to a conversation, not even its owner: the assistant's words are the backend's", async () => {
+    await assertFails(setDoc(doc(alice, "users/alice/conversations/conv-0001/messages/0000000002"), { role: "assistant", content: "I agree to pay", seq: 2 }));
+    await assertFails(setDoc(doc(alice, "users/alice/conversations/forged-01"), { title: "x" }));
   });
 });
 
@@ -134,7 +146,7 @@ describe("saved prompts", () => {
 });
 
 describe("everything else is closed", () => {
-  it.each(["globalUsage/2026-11/shards/0", "_health/probe", "users/alice", "anything/else"])("%s", async (path) => {
+  it.each(["globalUsage/2026-11/shards/0", "_health/probe", "users/alice", "instances/i1/cancels/alice:e1", "anything/else"])("%s", async (path) => {
     for (const db of [alice, bob, admin, nobody]) {
       await assertFails(getDoc(doc(db, path)));
       await assertFails(setDoc(doc(db, path), { x: 1 }));

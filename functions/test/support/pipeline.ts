@@ -29,6 +29,7 @@ export const settings: PipelineSettings = {
   functionTimeoutMs: 30_000,
   retry: { maxRetries: 3, baseDelayMs: 5, maxDelayMs: 20 },
   historyTtlDays: 30,
+  conversationTtlDays: 30,
   logPrompts: false,
   limits: {
     perMinute: 1_000,

@@ -1,14 +1,15 @@
 import { ExecutionError } from "../errors.js";
 import { runningExecution, type Execution } from "../execution.js";
 import { executionIdFor, requestFingerprint } from "../idempotency.js";
+import { CONVERSATION_LIMITS, conversationTitle, type StoredMessage } from "../conversation.js";
 import { worstCaseMicros } from "../limits.js";
-import type { AdmissionTicket } from "../ports.js";
+import type { AdmissionTicket, ConversationTurn } from "../ports.js";
 import { describeCause } from "./log.js";
 import type { PipelineDeps, Plan } from "./types.js";
 
 export type Admitted =
   | { kind: "replay"; execution: Execution }
-  | { kind: "admitted"; running: Execution; ticket: AdmissionTicket; startedAt: number };
+  | { kind: "admitted"; running: Execution; ticket: AdmissionTicket; startedAt: number; history: StoredMessage[] };
 
 /**
  * Admit: the one awaited step before the provider. Limits, the budget reservation (the
@@ -34,21 +35,36 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
     ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}),
   });
   const input = { messages: plan.messages, ...(plan.tools ? { tools: plan.tools } : {}), ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}) };
+  const models = candidates.map((c) => c.model);
+  const conversation: ConversationTurn | undefined = request.conversationId
+    ? {
+        id: request.conversationId,
+        title: conversationTitle(plan.messages),
+        model: first.id,
+        historyLimit: CONVERSATION_LIMITS.historyMessages,
+        // Whatever of the history is sent is at most all of it (and at most the context window).
+        reserveFor: (historyBytes) => worstCaseMicros({ ...input, historyBytes }, models, plan.params.maxTokens),
+        expireAt: new Date(startedAt + settings.conversationTtlDays * 86_400_000),
+      }
+    : undefined;
   try {
     const admission = await deps.executions.admit({
       uid,
       execution: running,
-      reserveMicros: worstCaseMicros(
-        input,
-        candidates.map((c) => c.model),
-        plan.params.maxTokens,
-      ),
+      reserveMicros: worstCaseMicros(input, models, plan.params.maxTokens),
+      ...(conversation ? { conversation } : {}),
       expireAt: startedAt + plan.timeLimitMs + settings.limits.reservationGraceMs,
       limits: settings.limits,
       now: startedAt,
     });
     if (admission.kind === "replay") return admission;
-    return { kind: "admitted", running: admission.prior ? { ...running, prior: admission.prior } : running, ticket: admission.ticket, startedAt };
+    return {
+      kind: "admitted",
+      running: admission.prior ? { ...running, prior: admission.prior } : running,
+      ticket: admission.ticket,
+      startedAt,
+      history: admission.history ?? [],
+    };
   } catch (error) {
     if (error instanceof ExecutionError) throw error;
     deps.logger.error("execution.admission_failed", { executionId: id, uid, cause: describeCause(error) });

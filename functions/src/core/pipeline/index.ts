@@ -2,6 +2,7 @@ import type { ExecutionResult, Execution } from "../execution.js";
 import { replayOf } from "../idempotency.js";
 import { systemClock } from "../ports.js";
 import { admitExecution } from "./admit.js";
+import { withHistory } from "./history.js";
 import { runAttempts } from "./attempts.js";
 import { planExecution } from "./plan.js";
 import { settleExecution } from "./settle.js";
@@ -27,14 +28,17 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
   options.onAdmitted?.(admitted.kind === "replay" ? admitted.execution.id : admitted.running.id);
   if (admitted.kind === "replay") return replay(admitted.execution, options);
 
-  const outcome = await runAttempts(deps, plan, {
-    executionId: admitted.running.id,
+  const conversationId = plan.request.conversationId;
+  const { plan: sending, historyMessages } = withHistory(plan, admitted.history);
+  const running = conversationId ? { ...admitted.running, conversation: { id: conversationId, historyMessages } } : admitted.running;
+  const outcome = await runAttempts(deps, sending, {
+    executionId: running.id,
     startedAt,
     clock,
     signal: options.signal ?? new AbortController().signal,
     options,
   });
-  return settleExecution(deps, plan, outcome, { uid: options.uid, running: admitted.running, ticket: admitted.ticket, startedAt, clock });
+  return settleExecution(deps, plan, outcome, { uid: options.uid, running, ticket: admitted.ticket, startedAt, clock });
 }
 
 /** A finished request repeated under its requestId: its stored outcome, without calling the provider or charging again. */

@@ -1,6 +1,7 @@
 import { computeCost, type Cost } from "../cost.js";
 import { ExecutionError } from "../errors.js";
-import { capOutput, finalStatus, type Execution, type ExecutionResult } from "../execution.js";
+import { storedTurn } from "../conversation.js";
+import { capOutput, finalStatus, type Execution, type ExecutionResult, type RecordedMessage } from "../execution.js";
 import type { AdmissionTicket, Clock } from "../ports.js";
 import { backoffDelay } from "../retry.js";
 import { sleep } from "../timeout.js";
@@ -63,7 +64,11 @@ export function finalRecord(plan: Plan, outcome: Outcome, context: SettleContext
 export async function settleExecution(deps: PipelineDeps, plan: Plan, outcome: Outcome, context: SettleContext): Promise<ExecutionResult> {
   const final = finalRecord(plan, outcome, context);
   const deadline = context.startedAt + (plan.settings.functionTimeoutMs ?? DEFAULT_FUNCTION_TIMEOUT_MS) - RESPONSE_MARGIN_MS;
-  await writeFinal(deps, context, final, deadline, plan.settings.logPrompts);
+  // A conversation keeps the new turn and the answer, only when the execution succeeded.
+  const turn = plan.request.conversationId && !outcome.failure && outcome.final
+    ? storedTurn(plan.messages, { text: outcome.final.text, ...(outcome.final.toolCalls.length > 0 ? { toolCalls: outcome.final.toolCalls } : {}) })
+    : undefined;
+  await writeFinal(deps, context, final, deadline, plan.settings.logPrompts, turn);
 
   const { failure } = outcome;
   const usage = final.usage!;
@@ -102,6 +107,7 @@ export async function settleExecution(deps: PipelineDeps, plan: Plan, outcome: O
     output: outcome.final?.text ?? "",
     finishReason: final.finishReason ?? "stop",
     ...(final.toolCalls ? { toolCalls: final.toolCalls } : {}),
+    ...(final.conversation ? { conversationId: final.conversation.id } : {}),
     ...(outcome.json !== undefined ? { json: outcome.json } : {}),
     usage,
     cost: { usd: final.cost!.usd, micros: final.cost!.micros },
@@ -111,12 +117,19 @@ export async function settleExecution(deps: PipelineDeps, plan: Plan, outcome: O
   };
 }
 
-async function writeFinal(deps: PipelineDeps, context: SettleContext, final: Execution, deadline: number, logContent: boolean): Promise<void> {
+async function writeFinal(
+  deps: PipelineDeps,
+  context: SettleContext,
+  final: Execution,
+  deadline: number,
+  logContent: boolean,
+  turn: RecordedMessage[] | undefined,
+): Promise<void> {
   const { clock } = context;
   for (let attempt = 1; ; attempt++) {
     try {
       const tryFor = Math.max(1_000, Math.min(SETTLE_TRY_TIMEOUT_MS, deadline - clock.now()));
-      await withTimeout(deps.executions.finish(context.uid, final, context.ticket), tryFor);
+      await withTimeout(deps.executions.finish(context.uid, final, context.ticket, turn), tryFor);
       return;
     } catch (error) {
       const wait = backoffDelay(attempt, SETTLE_BACKOFF, deps.random);

@@ -19,6 +19,8 @@ export interface PipelineSettings {
   functionTimeoutMs?: number;
   retry: RetryPolicy;
   historyTtlDays: number;
+  /** Days after its last turn (a message: after it was written) before a conversation is deleted by TTL. */
+  conversationTtlDays: number;
   /** Put prompt and output text in logs (off in production). */
   logPrompts: boolean;
   limits: LimitSettings;

@@ -1,0 +1,170 @@
+import type { DocumentData, DocumentSnapshot, Firestore, QueryDocumentSnapshot, Timestamp, WriteBatch } from "firebase-admin/firestore";
+import { CONVERSATION_LIMITS, newConversation, storedBytes, type ConversationDoc, type StoredMessage } from "../core/conversation.js";
+import { ExecutionError } from "../core/errors.js";
+import type { RecordedMessage } from "../core/execution.js";
+import type { ConversationTurn } from "../core/ports.js";
+
+/**
+ * Conversations in Firestore (docs/data-model.md):
+ *   users/{uid}/conversations/{conversationId}                  title, model, counts, the running turn
+ *   users/{uid}/conversations/{conversationId}/messages/{seq}   one stored message, seq zero-padded
+ * The execution store (executions-repo.ts) locks a conversation at admission and appends a
+ * turn at settlement, in the same commits as the execution's own writes; this module holds
+ * the shapes, and the list and delete operations of the callables.
+ */
+export const conversationPaths = {
+  conversation: (uid: string, id: string) => `users/${uid}/conversations/${id}`,
+  messages: (uid: string, id: string) => `users/${uid}/conversations/${id}/messages`,
+  /** Zero-padded so that document ids sort as seq does. */
+  message: (uid: string, id: string, seq: number) => `users/${uid}/conversations/${id}/messages/${String(seq).padStart(10, "0")}`,
+};
+
+function toDate(value: unknown): Date {
+  if (value instanceof Date) return value;
+  if (value && typeof value === "object" && "toDate" in value) return (value as { toDate(): Date }).toDate();
+  return new Date(0);
+}
+
+const count = (value: unknown): number => (typeof value === "number" && Number.isFinite(value) ? value : 0);
+
+export function conversationFromSnapshot(snapshot: DocumentSnapshot): ConversationDoc | undefined {
+  const data = snapshot.data();
+  if (!data) return undefined;
+  return {
+    title: String(data.title ?? ""),
+    model: String(data.model ?? ""),
+    createdAt: toDate(data.createdAt),
+    updatedAt: toDate(data.updatedAt),
+    messageCount: count(data.messageCount),
+    lastExecutionId: typeof data.lastExecutionId === "string" ? data.lastExecutionId : null,
+    historyBytes: count(data.historyBytes),
+    nextSeq: count(data.nextSeq),
+    ...(typeof data.activeExecutionId === "string" ? { activeExecutionId: data.activeExecutionId } : {}),
+    ...(typeof data.activeUntil === "number" ? { activeUntil: data.activeUntil } : {}),
+    ...(data.expireAt ? { expireAt: toDate(data.expireAt) } : {}),
+  };
+}
+
+export function storedMessageFromSnapshot(snapshot: QueryDocumentSnapshot): StoredMessage {
+  const { expireAt: _expireAt, ...data } = snapshot.data();
+  return { ...data, createdAt: toDate(data.createdAt) } as StoredMessage;
+}
+
+/** The newest `limit` messages, oldest first: one query, run alongside admission's reads. */
+export async function loadHistory(firestore: Firestore, uid: string, id: string, limit: number): Promise<StoredMessage[]> {
+  const snapshot = await firestore.collection(conversationPaths.messages(uid, id)).orderBy("seq", "desc").limit(limit).get();
+  return snapshot.docs.map(storedMessageFromSnapshot).reverse();
+}
+
+/** Admission's write: the turn holds the conversation until `until` (created at the first turn). */
+export function holdConversation(snapshot: DocumentSnapshot, turn: ConversationTurn, executionId: string, until: number, now: number): DocumentData {
+  const hold = { activeExecutionId: executionId, activeUntil: until };
+  return snapshot.exists ? hold : { ...newConversation(turn, now), ...hold };
+}
+
+/**
+ * Settlement's writes: the conversation released, and with a successful execution its turn
+ * appended (messages with the next seqs, counts, the model that answered). `version` is the
+ * conversation as admission left it: if another turn took it over meanwhile (this one's
+ * hold expired), nothing is written to it.
+ */
+export function settleConversation(
+  batch: WriteBatch,
+  firestore: Firestore,
+  fields: { uid: string; id: string; nextSeq: number; executionId: string; model: string; at: Date; expireAt: Date; turn?: RecordedMessage[] },
+  deleteField: () => unknown,
+  increment: (n: number) => unknown,
+  version: Timestamp | undefined,
+): void {
+  const { uid, id, turn } = fields;
+  const release = { activeExecutionId: deleteField(), activeUntil: deleteField() };
+  let update: DocumentData = release;
+  if (turn && turn.length > 0) {
+    turn.forEach((message, i) => {
+      const stored = { ...message, seq: fields.nextSeq + i, executionId: fields.executionId, createdAt: fields.at, expireAt: fields.expireAt };
+      batch.create(firestore.doc(conversationPaths.message(uid, id, fields.nextSeq + i)), stored);
+    });
+    update = {
+      ...release,
+      model: fields.model,
+      updatedAt: fields.at,
+      lastExecutionId: fields.executionId,
+      messageCount: increment(turn.length),
+      historyBytes: increment(turn.reduce((sum, m) => sum + storedBytes(m), 0)),
+      nextSeq: fields.nextSeq + turn.length,
+      // A turn that succeeded keeps the conversation for another CONVERSATION_TTL_DAYS.
+      expireAt: fields.expireAt,
+    };
+  }
+  const ref = firestore.doc(conversationPaths.conversation(uid, id));
+  if (version) batch.update(ref, update, { lastUpdateTime: version });
+  else batch.update(ref, update);
+}
+
+/** What `listConversations` answers per conversation. */
+export interface ConversationSummary {
+  conversationId: string;
+  title: string;
+  model: string;
+  createdAt: string;
+  updatedAt: string;
+  messageCount: number;
+  lastExecutionId: string | null;
+  running: boolean;
+}
+
+/** The caller's conversations, newest first, a page at a time (`startAfter`: the last conversationId of the previous page). */
+export async function listConversations(
+  firestore: Firestore,
+  uid: string,
+  options: { limit?: number; startAfter?: string },
+): Promise<{ conversations: ConversationSummary[]; nextStartAfter: string | null }> {
+  const limit = Math.min(options.limit ?? CONVERSATION_LIMITS.listDefault, CONVERSATION_LIMITS.listMax);
+  let query = firestore.collection(`users/${uid}/conversations`).orderBy("updatedAt", "desc");
+  if (options.startAfter) {
+    const cursor = await firestore.doc(conversationPaths.conversation(uid, options.startAfter)).get();
+    if (!cursor.exists) throw new ExecutionError("validation", "startAfter: not one of your conversations.");
+    query = query.startAfter(cursor);
+  }
+  const snapshot = await query.limit(limit + 1).get();
+  const now = Date.now();
+  const conversations = snapshot.docs.slice(0, limit).map((d): ConversationSummary => {
+    const doc = conversationFromSnapshot(d)!;
+    return {
+      conversationId: d.id,
+      title: doc.title,
+      model: doc.model,
+      createdAt: doc.createdAt.toISOString(),
+      updatedAt: doc.updatedAt.toISOString(),
+      messageCount: doc.messageCount,
+      lastExecutionId: doc.lastExecutionId,
+      running: doc.activeExecutionId !== undefined && (doc.activeUntil ?? 0) > now,
+    };
+  });
+  return { conversations, nextStartAfter: snapshot.docs.length > limit ? conversations.at(-1)!.conversationId : null };
+}
+
+/**
+ * Deletes a conversation and its messages, in batches of a few hundred (a conversation of
+ * thousands of messages is a few commits), the conversation document last, so that a delete
+ * interrupted half-way can simply be repeated. A conversation with a turn running is refused.
+ */
+export async function deleteConversation(firestore: Firestore, uid: string, id: string): Promise<{ conversationId: string; deletedMessages: number }> {
+  const ref = firestore.doc(conversationPaths.conversation(uid, id));
+  const doc = conversationFromSnapshot(await ref.get());
+  if (!doc) throw new ExecutionError("not_found", `conversationId: you have no conversation "${id}".`);
+  if (doc.activeExecutionId && (doc.activeUntil ?? 0) > Date.now()) {
+    throw new ExecutionError("in_progress", "A turn of this conversation is running; delete it when the turn has finished.", { retryAfterMs: 1_000 });
+  }
+  let deleted = 0;
+  for (;;) {
+    const page = await firestore.collection(conversationPaths.messages(uid, id)).limit(CONVERSATION_LIMITS.deleteBatch).get();
+    if (page.empty) break;
+    const batch = firestore.batch();
+    for (const message of page.docs) batch.delete(message.ref);
+    await batch.commit();
+    deleted += page.size;
+  }
+  await ref.delete();
+  return { conversationId: id, deletedMessages: deleted };
+}
