@@ -10,6 +10,7 @@ import {
   PROVIDER_FUNCTION_TIMEOUT_SECONDS,
   providerSecrets,
   readinessPublic,
+  region,
   reservationGraceMs,
 } from "./config/params.js";
 import { verifyAppCheck, verifyBearer } from "./adapters/auth.js";
@@ -17,7 +18,7 @@ import { firestore } from "./adapters/firestore.js";
 import { guardCallableWire } from "./adapters/callable-wire.js";
 import { createApiHandler } from "./adapters/http-api.js";
 
-setGlobalOptions({ region: "us-central1" });
+setGlobalOptions({ region });
 
 /**
  * Sizing for functions that mostly wait on a provider: one vCPU serves many concurrent

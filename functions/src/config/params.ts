@@ -33,6 +33,16 @@ const boolean = (name: string, fallback: boolean, description?: string) =>
 
 export const providerSecrets = PROVIDER_SECRET_NAMES.map((name) => defineSecret(name));
 
+/**
+ * Where the functions are deployed (API.md: us-central1 by default, configurable). A raw
+ * param: `setGlobalOptions` takes it as an expression, resolved at deploy. Clients must use
+ * the same region (`getFunctions(app, region)`, the /v1 base URL).
+ */
+export const region = defineString("REGION", {
+  default: "us-central1",
+  description: "Cloud Functions region of every function (clients use the same one).",
+});
+
 export const defaultModel = string(
   "DEFAULT_MODEL",
   "",
