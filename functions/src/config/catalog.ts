@@ -1,18 +1,22 @@
 import { Catalog, type ModelCapabilities, type ProviderSpec } from "../core/catalog.js";
 
+import { mergeCatalog, readCatalogFile } from "./catalog-file.js";
+
 /**
- * The providers and models this backend can call. Prices are US dollars per million
- * tokens as the providers published them on `priceVersion`; check them before relying
- * on cost figures. Provider order matters: with no DEFAULT_MODEL set, the first model
- * of the first configured provider is the default.
+ * The providers and models built in; `functions/catalog.json` adds or changes some without
+ * editing this file (catalog-file.ts). Prices are US dollars per million tokens, taken from
+ * the maintained price database @pydantic/genai-prices (its version is the `priceVersion`
+ * stored on every execution's cost); functions/test/config/prices.test.ts fails when they
+ * drift from it, and `npm run prices` shows the current figures. Provider order matters:
+ * with no DEFAULT_MODEL set, the first model of the first configured provider is the default.
  */
-const PRICES_CHECKED = "2025-08-01";
+const PRICES_CHECKED = "genai-prices@0.1.8";
 
 // Capabilities as the providers document them for their OpenAI-compatible chat endpoints.
 const VISION_TOOLS_JSON: ModelCapabilities = { input: ["text", "image", "file"], tools: true, structuredOutput: true };
 const GEMINI: ModelCapabilities = { input: ["text", "image", "file", "audio"], tools: true, structuredOutput: true };
 
-export const PROVIDERS: readonly ProviderSpec[] = [
+export const BUILT_IN_PROVIDERS: readonly ProviderSpec[] = [
   {
     id: "openai",
     name: "OpenAI",
@@ -74,7 +78,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         upstreamId: "gemini-2.5-flash",
         contextWindow: 1_048_576,
         maxOutputTokens: 65_536,
-        price: { inputPerMTokUsd: 0.3, cachedInputPerMTokUsd: 0.075, outputPerMTokUsd: 2.5, priceVersion: PRICES_CHECKED },
+        price: { inputPerMTokUsd: 0.3, cachedInputPerMTokUsd: 0.03, outputPerMTokUsd: 2.5, audioInputPerMTokUsd: 1, priceVersion: PRICES_CHECKED },
         capabilities: { ...GEMINI, reasoning: true },
         timeouts: { firstTokenMs: 60_000 },
       },
@@ -83,7 +87,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
         upstreamId: "gemini-2.0-flash",
         contextWindow: 1_048_576,
         maxOutputTokens: 8_192,
-        price: { inputPerMTokUsd: 0.1, cachedInputPerMTokUsd: 0.025, outputPerMTokUsd: 0.4, priceVersion: PRICES_CHECKED },
+        price: { inputPerMTokUsd: 0.1, cachedInputPerMTokUsd: 0.025, outputPerMTokUsd: 0.4, audioInputPerMTokUsd: 0.7, priceVersion: PRICES_CHECKED },
         capabilities: GEMINI,
       },
     ],
@@ -174,6 +178,9 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     ],
   },
 ];
+
+/** The built-in catalog with functions/catalog.json merged in (read once, at load: a small file). */
+export const PROVIDERS: readonly ProviderSpec[] = mergeCatalog(BUILT_IN_PROVIDERS, readCatalogFile());
 
 export const catalog = new Catalog(PROVIDERS);
 
