@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { firestoreExecutionStore, paths } from "../functions/src/adapters/executions-repo.js";
 import { firestore } from "../functions/src/adapters/firestore.js";
-import { GLOBAL_LEDGER_SHARDS } from "../functions/src/config/params.js";
+import { globalLedgerShards } from "../functions/src/config/params.js";
 import type { Execution } from "../functions/src/core/execution.js";
 import type { AdmissionTicket } from "../functions/src/core/ports.js";
 
@@ -45,7 +45,7 @@ function entriesOf(text: string): UnsettledEntry[] {
 const date = (value: string | null) => (value === null ? null : new Date(value));
 
 export async function settleUnsettled(text: string, log: (line: string) => void = console.log): Promise<number> {
-  const store = firestoreExecutionStore(firestore, { globalShards: GLOBAL_LEDGER_SHARDS });
+  const store = firestoreExecutionStore(firestore, { globalShards: globalLedgerShards.value() });
   const db = await firestore();
   let settled = 0;
   for (const entry of entriesOf(text)) {

@@ -160,6 +160,17 @@ export const setUserBudget = guardCallableWire(
   ),
 );
 
+/** Admins set one user's rate and concurrency limits (docs/operations.md, docs/scaling.md). */
+export const setUserLimits = guardCallableWire(
+  onCall(
+    bookkeeping,
+    loadOnFirstCall(async () => {
+      const { callables, options } = await usageHandlers();
+      return callables.createSetUserLimitsHandler(options);
+    }),
+  ),
+);
+
 /** Closes executions whose instance died, for users who send nothing more (docs/operations.md). */
 export const sweepAbandoned = onSchedule({ schedule: "every 10 minutes", ...bookkeeping, timeoutSeconds: 300 }, async () => {
   const [{ sweepAbandonedExecutions }, { productionStore }, { cloudLogger }] = await Promise.all([

@@ -1,24 +1,31 @@
-import type { DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Timestamp } from "firebase-admin/firestore";
+import type { DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Timestamp, WriteBatch } from "firebase-admin/firestore";
+import { checkTurnFree, type StoredMessage } from "../core/conversation.js";
 import type { Execution, RecordedMessage } from "../core/execution.js";
+import { GlobalBudgetGate, type GlobalHold } from "../core/global-budget.js";
 import { idempotencyDecision, priorRunsOf } from "../core/idempotency.js";
 import { abandoned, ABANDONED_DELTA, usageDelta, type UsageTotals } from "../core/ledger.js";
-import { decideAdmission, partitionReservations, usagePeriods, type AccountState, type GlobalShardState, type Reservation } from "../core/limits.js";
-import { checkTurnFree, type StoredMessage } from "../core/conversation.js";
+import { decideAdmission, partitionReservations, usagePeriods } from "../core/limits.js";
 import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore } from "../core/ports.js";
+import { systemClock } from "../core/ports.js";
 import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, settleConversation } from "./conversations-repo.js";
+import { firestoreGlobalTotals, globalPaths } from "./global-ledger-repo.js";
+import { accountFromLanes, laneCountOf, LaneCounts, laneFromSnapshot, reservationsOf, userPaths } from "./user-state-repo.js";
+
+export { accountFromSnapshots } from "./user-state-repo.js";
 
 /**
- * Where everything lives (docs/data-model.md):
+ * Where everything lives (docs/data-model.md, docs/scaling.md):
  *   users/{uid}/executions/{executionId}   the record
- *   users/{uid}/limits/current             budget override, live reservations, recent admissions
- *   users/{uid}/usage/{YYYY-MM[-DD]}       the user's ledger
- *   globalUsage/{YYYY-MM}/shards/{i}       the global ledger and global-budget reservations, sharded
+ *   users/{uid}/limits/current             lane 0: budget and limit overrides, live reservations, recent admissions
+ *   users/{uid}/limits/lane-{k}            further lanes of a user with raised limits
+ *   users/{uid}/usage/{YYYY-MM[-DD]}[~k]   the user's ledger, per lane
+ *   globalUsage/{YYYY-MM}/shards/{i}       the global ledger and the global budget's reservations, sharded
  */
 export const paths = {
   execution: (uid: string, id: string) => `users/${uid}/executions/${id}`,
-  limits: (uid: string) => `users/${uid}/limits/current`,
-  usage: (uid: string, period: string) => `users/${uid}/usage/${period}`,
-  globalShard: (month: string, index: number) => `globalUsage/${month}/shards/${index}`,
+  limits: (uid: string) => userPaths.lane(uid, 0),
+  usage: (uid: string, period: string) => userPaths.usage(uid, period),
+  globalShard: globalPaths.shard,
 };
 
 /** Day documents of the ledger are deleted by TTL after this long; month documents are kept. */
@@ -33,6 +40,11 @@ function lostRace(error: unknown): boolean {
   return code === 9 || code === 6 || code === 10;
 }
 
+/** Thrown inside a round when the lanes read were not the user's lanes: read again. */
+class LanesChanged extends Error {
+  readonly code = 10;
+}
+
 /**
  * Runs `round` (read, decide, commit with preconditions) until a commit goes through, reading
  * again after a few jittered milliseconds whenever another writer got there first.
@@ -43,16 +55,13 @@ async function untilCommitted<T>(round: () => Promise<T>): Promise<T> {
       return await round();
     } catch (error) {
       if (!lostRace(error) || attempt >= OPTIMISTIC_ATTEMPTS) throw error;
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
+      if (!(error instanceof LanesChanged)) await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
     }
   }
 }
 
 type Db = () => Promise<Firestore>;
 type FieldValues = typeof FieldValue;
-/** A merge-set on whatever is collecting the writes (a transaction or a batch). */
-type MergeSet = (ref: DocumentReference, data: DocumentData) => void;
-
 
 function toDoc({ id: _id, ...execution }: Execution): DocumentData {
   return execution;
@@ -72,30 +81,6 @@ export function executionFromSnapshot(snapshot: DocumentSnapshot): Execution {
     createdAt: toDate(data.createdAt)!,
     completedAt: toDate(data.completedAt),
     expireAt: toDate(data.expireAt)!,
-  };
-}
-
-function number(value: unknown): number {
-  return typeof value === "number" && Number.isFinite(value) ? value : 0;
-}
-
-function reservationsOf(data: DocumentData | undefined): Record<string, Reservation> {
-  const raw = (data?.reservations ?? {}) as Record<string, Partial<Reservation>>;
-  const out: Record<string, Reservation> = {};
-  for (const [id, r] of Object.entries(raw)) {
-    out[id] = { micros: number(r.micros), expireAt: number(r.expireAt), ...(typeof r.globalShard === "number" ? { globalShard: r.globalShard } : {}) };
-  }
-  return out;
-}
-
-export function accountFromSnapshots(limits: DocumentSnapshot, month: DocumentSnapshot): AccountState {
-  const data = limits.data();
-  const budget = data?.monthlyBudgetUsd;
-  return {
-    ...(budget === null || typeof budget === "number" ? { monthlyBudgetUsd: budget } : {}),
-    spentMicros: number(month.data()?.costMicros),
-    reservations: reservationsOf(data),
-    recent: Array.isArray(data?.recent) ? (data.recent as unknown[]).filter((t): t is number => typeof t === "number") : [],
   };
 }
 
@@ -119,38 +104,60 @@ export interface FirestoreExecutionStore extends ExecutionStore {
   reclaimAbandoned(uid: string, now: number, staleIds: readonly string[]): Promise<string[]>;
 }
 
-export function firestoreExecutionStore(db: Db, options: { globalShards: number }): FirestoreExecutionStore {
+export interface StoreOptions {
+  /** Shards of the global ledger (docs/scaling.md: from the configured peak rate). */
+  globalShards: number;
+}
+
+export function firestoreExecutionStore(db: Db, options: StoreOptions): FirestoreExecutionStore {
   let loaded: FieldValues | undefined;
   // Loaded with Firestore itself, on first use, not at cold start.
   const fieldValues = async () => (loaded ??= (await import("firebase-admin/firestore")).FieldValue);
-  const randomShard = () => Math.floor(Math.random() * options.globalShards);
+  const randomIndex = (n: number) => Math.floor(Math.random() * n);
+  const lanes = new LaneCounts();
+  const global = new GlobalBudgetGate(firestoreGlobalTotals(db), systemClock);
 
-  /** Adds one execution to the user's day and month and to a global shard. */
-  function addToLedger(
-    mergeSet: MergeSet,
-    doc: (path: string) => DocumentReference,
-    uid: string,
-    delta: UsageTotals,
-    at: number,
-    shard: number,
-    FV: FieldValues,
-    extraShardFields: DocumentData = {},
-  ): void {
-    const { day, month } = usagePeriods(at);
-    const fields = { ...ledgerIncrements(delta, (n) => FV.increment(n)), updatedAt: new Date(at) };
-    mergeSet(doc(paths.usage(uid, month)), { ...fields, period: month });
-    mergeSet(doc(paths.usage(uid, day)), { ...fields, period: day, expireAt: new Date(Date.parse(day) + DAY_LEDGER_TTL_MS) });
-    mergeSet(doc(paths.globalShard(month, shard)), { ...fields, ...extraShardFields });
+  /** The writes that add one execution to the user's lane ledger and to a global shard. */
+  function addToLedger(batch: WriteBatch, firestore: Firestore, FV: FieldValues, at: {
+    uid: string;
+    lane: number;
+    delta: UsageTotals;
+    time: number;
+    shard: number;
+    /** Released from the shard's reservations at the same time. */
+    releasedMicros?: number;
+  }): void {
+    const { day, month } = usagePeriods(at.time);
+    const fields = { ...ledgerIncrements(at.delta, (n) => FV.increment(n)), updatedAt: new Date(at.time) };
+    batch.set(firestore.doc(userPaths.usage(at.uid, month, at.lane)), { ...fields, period: month }, { merge: true });
+    batch.set(firestore.doc(userPaths.usage(at.uid, day, at.lane)), { ...fields, period: day, expireAt: new Date(Date.parse(day) + DAY_LEDGER_TTL_MS) }, { merge: true });
+    const shard = { ...fields, reservedMicros: FV.increment(-(at.releasedMicros ?? 0)) };
+    batch.set(firestore.doc(globalPaths.shard(month, at.shard)), shard, { merge: true });
+  }
+
+  /** Closes an execution presumed dead: its record, its ledger entry, and its global reservation. */
+  function closeAbandoned(batch: WriteBatch, firestore: Firestore, FV: FieldValues, uid: string, lane: number, id: string, reservation: { micros: number; globalShard?: number } | undefined, now: number, writeRecord: boolean): void {
+    if (writeRecord) batch.set(firestore.doc(paths.execution(uid, id)), abandoned(new Date(now)), { merge: true });
+    const shard = reservation?.globalShard;
+    addToLedger(batch, firestore, FV, {
+      uid,
+      lane,
+      delta: ABANDONED_DELTA,
+      time: now,
+      shard: shard ?? randomIndex(options.globalShards),
+      ...(shard !== undefined && reservation ? { releasedMicros: reservation.micros } : {}),
+    });
   }
 
   return {
     /**
      * Optimistic concurrency rather than a transaction: one batched read, then one commit
-     * whose preconditions (`lastUpdateTime`, or `exists: false`) fail if the user's limits
-     * document changed meanwhile. Every admission, settlement and budget change writes that
-     * document, so it versions all of the user's state and admissions are serialized per
-     * user; on a lost race we read again after a few milliseconds. Transactions would hold
-     * locks and back off a second or more per conflict (measured: 12 at once took 13 s).
+     * whose preconditions (`lastUpdateTime`, or `exists: false`) fail if the lane document
+     * changed meanwhile. Every admission and settlement writes its lane, so the lane versions
+     * that part of the user's state: a one-lane user's admissions are serialized exactly; on a
+     * lost race we read again after a few milliseconds. The global budget is checked on a
+     * cached total (core/global-budget.ts) whose refresh runs alongside the read. Transactions
+     * would hold locks and back off a second or more per conflict (measured: 12 at once took 13 s).
      */
     async admit(request: AdmissionRequest): Promise<Admission> {
       const firestore = await db();
@@ -158,79 +165,103 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
       const { uid, execution, now, limits } = request;
       const doc = (path: string) => firestore.doc(path);
       const { month } = usagePeriods(now);
-      const limitsRef = doc(paths.limits(uid));
       const recordRef = doc(paths.execution(uid, execution.id));
-
       const turn = request.conversation;
       const conversationRef = turn ? doc(conversationPaths.conversation(uid, turn.id)) : undefined;
+      const globalBudget = limits.globalMonthlyBudgetUsd === null ? null : Math.round(limits.globalMonthlyBudgetUsd * 1_000_000);
 
       return untilCommitted(async (): Promise<Admission> => {
-        const shardIndexes = limits.globalMonthlyBudgetUsd === null ? [] : [...new Set([randomShard(), randomShard()])];
-        const shardRefs = shardIndexes.map((i) => doc(paths.globalShard(month, i)));
-        const refs = [limitsRef, doc(paths.usage(uid, month)), ...shardRefs, ...(execution.requestId ? [recordRef] : []), ...(conversationRef ? [conversationRef] : [])];
-        // One round trip: the documents, and a conversation's newest messages, read at once.
+        const laneCount = lanes.get(uid);
+        const laneRefs = Array.from({ length: laneCount }, (_, k) => doc(userPaths.lane(uid, k)));
+        const monthRefs = Array.from({ length: laneCount }, (_, k) => doc(userPaths.usage(uid, month, k)));
+        const refs = [...laneRefs, ...monthRefs, ...(execution.requestId ? [recordRef] : []), ...(conversationRef ? [conversationRef] : [])];
+        // One round trip: the documents, a conversation's newest messages, and (when stale) the global total.
         const [snapshots, history] = await Promise.all([
           firestore.getAll(...refs),
           turn ? loadHistory(firestore, uid, turn.id, turn.historyLimit) : Promise.resolve<StoredMessage[] | undefined>(undefined),
+          globalBudget === null ? undefined : global.ready(month, globalBudget),
         ]);
-        const [limitsSnap, monthSnap] = snapshots as [DocumentSnapshot, DocumentSnapshot];
-        const shardSnaps = snapshots.slice(2, 2 + shardIndexes.length);
-        const existingSnap = execution.requestId ? snapshots[2 + shardIndexes.length] : undefined;
+        const laneSnaps = snapshots.slice(0, laneCount);
+        if (laneCountOf(laneSnaps[0]!) !== laneCount) {
+          lanes.set(uid, laneCountOf(laneSnaps[0]!));
+          throw new LanesChanged("the user's lanes changed");
+        }
+        const monthSnaps = snapshots.slice(laneCount, 2 * laneCount);
+        const existingSnap = execution.requestId ? snapshots[2 * laneCount] : undefined;
         const conversationSnap = conversationRef ? snapshots.at(-1)! : undefined;
-        const account = accountFromSnapshots(limitsSnap, monthSnap);
+        const account = accountFromLanes(laneSnaps, monthSnaps);
         const existing = existingSnap?.exists ? executionFromSnapshot(existingSnap) : undefined;
         const live = (id: string) => (account.reservations[id]?.expireAt ?? 0) > now;
         const repeat = existing ? idempotencyDecision(existing, execution.requestFingerprint ?? "", live(existing.id)) : undefined;
         if (existing && repeat === "replay") return { kind: "replay", execution: existing };
         const conversation = conversationSnap ? conversationFromSnapshot(conversationSnap) : undefined;
         if (turn) checkTurnFree(conversation, execution.id, now);
+        const reserveMicros = turn ? turn.reserveFor(conversation?.historyBytes ?? 0) : request.reserveMicros;
+        // A one-lane user writes lane 0; others a random lane (docs/scaling.md: the bound this costs).
+        const lane = laneCount === 1 ? 0 : randomIndex(laneCount);
+        const laneSnap = laneSnaps[lane]!;
         const decision = decideAdmission({
           executionId: execution.id,
           now,
-          reserveMicros: turn ? turn.reserveFor(conversation?.historyBytes ?? 0) : request.reserveMicros,
+          reserveMicros,
           expireAt: request.expireAt,
           account,
-          globalShards: shardSnaps.map((snap, i): GlobalShardState => {
-            const data = snap.data();
-            return { index: shardIndexes[i]!, spentMicros: number(data?.costMicros), reservations: reservationsOf(data) };
-          }),
+          ...(laneCount > 1 ? { lane: laneFromSnapshot(laneSnap) } : {}),
           settings: limits,
         });
+        const hold: GlobalHold | undefined = globalBudget === null ? undefined : await global.hold(month, globalBudget, reserveMicros);
+        const globalShard = hold ? randomIndex(options.globalShards) : undefined;
+        if (globalShard !== undefined) decision.reservations[execution.id] = { ...decision.reservations[execution.id]!, globalShard };
 
         const batch = firestore.batch();
         const guardedWrite = (snap: DocumentSnapshot, data: DocumentData) =>
           snap.exists ? batch.update(snap.ref, data, { lastUpdateTime: snap.updateTime! }) : batch.create(snap.ref, data);
-        guardedWrite(limitsSnap, { reservations: decision.reservations, recent: decision.recent, updatedAt: new Date(now) });
-        if (decision.globalShard) {
-          const index = shardIndexes.indexOf(decision.globalShard.index);
-          guardedWrite(shardSnaps[index]!, { reservations: decision.globalShard.reservations });
-        }
-        const ledger = (delta: UsageTotals) => addToLedger((ref, data) => batch.set(ref, data, { merge: true }), doc, uid, delta, now, randomShard(), FV);
+        guardedWrite(laneSnap, { reservations: decision.reservations, recent: decision.recent, updatedAt: new Date(now) });
+        // Both summed fields on every shard: an aggregation only sums documents that have all of them.
+        if (globalShard !== undefined) batch.set(doc(globalPaths.shard(month, globalShard)), { reservedMicros: FV.increment(reserveMicros), costMicros: FV.increment(0) }, { merge: true });
+        const expiredReservations = reservationsOf(laneSnap.data());
         for (const id of decision.expired) {
           // Settlement deletes a reservation in the same commit as the final record, so a
           // reservation still here means its execution never finished: close its record
           // (unless it is the one rerun below, which is overwritten anyway).
-          if (id !== existing?.id) batch.set(doc(paths.execution(uid, id)), abandoned(new Date(now)), { merge: true });
-          ledger(ABANDONED_DELTA);
+          closeAbandoned(batch, firestore, FV, uid, lane, id, expiredReservations[id], now, id !== existing?.id);
         }
         let record = execution;
         if (existing) {
           // A rerun under the same requestId: the earlier run (closed as abandoned first, when
           // its instance died) stays counted in the ledger, so the record carries what it cost.
           const reclaimed = repeat === "reclaim";
-          if (reclaimed && !decision.expired.includes(existing.id)) ledger(ABANDONED_DELTA);
+          if (reclaimed && !decision.expired.includes(existing.id)) {
+            // Its expired reservation may sit in another lane: take it out there too, or that lane
+            // would close the rerun later.
+            const other = laneSnaps.findIndex((snap) => existing.id in reservationsOf(snap.data()));
+            const reservation = other >= 0 ? reservationsOf(laneSnaps[other]!.data())[existing.id] : undefined;
+            if (other >= 0 && other !== lane) {
+              batch.update(laneSnaps[other]!.ref, { [`reservations.${existing.id}`]: FV.delete() }, { lastUpdateTime: laneSnaps[other]!.updateTime! });
+            }
+            closeAbandoned(batch, firestore, FV, uid, lane, existing.id, reservation, now, false);
+          }
           record = { ...execution, prior: priorRunsOf(reclaimed ? { ...existing, ...abandoned(new Date(now)) } : existing) };
         }
         if (turn && conversationSnap) guardedWrite(conversationSnap, holdConversation(conversationSnap, turn, execution.id, request.expireAt, now));
         batch.set(recordRef, toDoc(record));
-        const results = await batch.commit();
+        let results: Awaited<ReturnType<WriteBatch["commit"]>>;
+        try {
+          results = await batch.commit();
+        } catch (error) {
+          hold?.release();
+          throw error;
+        }
+        hold?.committed();
         // Write times of the last two writes: the conversation (when held) and the record. Settlement
         // commits over exactly these versions, so that it is idempotent and never appends to a turn it lost.
         const version = results.at(-1)!.writeTime;
         return {
           kind: "admitted",
           ticket: {
-            ...(decision.globalShard ? { globalShard: decision.globalShard.index } : {}),
+            lane,
+            reservedMicros: reserveMicros,
+            ...(globalShard !== undefined ? { globalShard } : {}),
             version,
             ...(turn ? { conversation: { id: turn.id, nextSeq: conversation?.nextSeq ?? 0, version: results.at(-2)!.writeTime, expireAt: turn.expireAt.getTime() } } : {}),
           },
@@ -245,19 +276,36 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
       const FV = await fieldValues();
       const doc = (path: string) => firestore.doc(path);
       return untilCommitted(async () => {
-        const [limitsSnap, ...records] = await firestore.getAll(doc(paths.limits(uid)), ...staleIds.map((id) => doc(paths.execution(uid, id))));
-        const { live, expired } = partitionReservations(reservationsOf(limitsSnap!.data()), now);
-        const orphans = records.filter((r) => r.exists && r.data()?.status === "running" && !(r.id in live)).map((r) => r.id);
-        const closing = [...new Set([...expired, ...orphans])];
-        if (closing.length === 0) return [];
-        const batch = firestore.batch();
-        if (limitsSnap!.exists) batch.update(limitsSnap!.ref, { reservations: live }, { lastUpdateTime: limitsSnap!.updateTime! });
-        for (const id of closing) {
-          batch.set(doc(paths.execution(uid, id)), abandoned(new Date(now)), { merge: true });
-          addToLedger((ref, data) => batch.set(ref, data, { merge: true }), doc, uid, ABANDONED_DELTA, now, randomShard(), FV);
+        const laneCount = lanes.get(uid);
+        const snapshots = await firestore.getAll(...Array.from({ length: laneCount }, (_, k) => doc(userPaths.lane(uid, k))), ...staleIds.map((id) => doc(paths.execution(uid, id))));
+        const laneSnaps = snapshots.slice(0, laneCount);
+        if (laneCountOf(laneSnaps[0]!) !== laneCount) {
+          lanes.set(uid, laneCountOf(laneSnaps[0]!));
+          throw new LanesChanged("the user's lanes changed");
         }
+        const records = snapshots.slice(laneCount);
+        const batch = firestore.batch();
+        const closing = new Set<string>();
+        const allLive = new Set<string>();
+        laneSnaps.forEach((snap, lane) => {
+          const reservations = reservationsOf(snap.data());
+          const { live, expired } = partitionReservations(reservations, now);
+          for (const id of Object.keys(live)) allLive.add(id);
+          if (expired.length === 0) return;
+          batch.update(snap.ref, { reservations: live }, { lastUpdateTime: snap.updateTime! });
+          for (const id of expired) {
+            closing.add(id);
+            closeAbandoned(batch, firestore, FV, uid, lane, id, reservations[id], now, true);
+          }
+        });
+        for (const record of records) {
+          if (!record.exists || record.data()?.status !== "running" || allLive.has(record.id) || closing.has(record.id)) continue;
+          closing.add(record.id);
+          closeAbandoned(batch, firestore, FV, uid, 0, record.id, undefined, now, true);
+        }
+        if (closing.size === 0) return [];
         await batch.commit();
-        return closing;
+        return [...closing];
       });
     },
 
@@ -275,6 +323,7 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
       const recordRef = doc(paths.execution(uid, execution.id));
       const at = execution.completedAt?.getTime() ?? Date.now();
       const held = ticket.conversation;
+      const lane = ticket.lane ?? 0;
       const commit = async (version: Timestamp | undefined, delta: UsageTotals, release: boolean, withConversation: boolean) => {
         const batch = firestore.batch();
         if (held && withConversation) {
@@ -298,11 +347,16 @@ export function firestoreExecutionStore(db: Db, options: { globalShards: number 
         }
         if (version) batch.update(recordRef, toDoc(execution), { lastUpdateTime: version });
         else batch.set(recordRef, toDoc(execution));
-        if (release) batch.set(doc(paths.limits(uid)), { reservations: { [execution.id]: FV.delete() } }, { merge: true });
-        const reservedOnShard = release && ticket.globalShard !== undefined;
-        // Without a global budget any shard will do: spreading the writes is the point of shards.
-        const shard = ticket.globalShard ?? randomShard();
-        addToLedger((ref, data) => batch.set(ref, data, { merge: true }), doc, uid, delta, at, shard, FV, reservedOnShard ? { reservations: { [execution.id]: FV.delete() } } : {});
+        if (release) batch.set(doc(userPaths.lane(uid, lane)), { reservations: { [execution.id]: FV.delete() } }, { merge: true });
+        // Without a global reservation any shard will do: spreading the writes is the point of shards.
+        addToLedger(batch, firestore, FV, {
+          uid,
+          lane,
+          delta,
+          time: at,
+          shard: ticket.globalShard ?? randomIndex(options.globalShards),
+          ...(release && ticket.globalShard !== undefined ? { releasedMicros: ticket.reservedMicros ?? 0 } : {}),
+        });
         await batch.commit();
       };
       const version = await asTimestamp(ticket.version);
@@ -353,3 +407,6 @@ function subtractTotals(a: UsageTotals, b: UsageTotals): UsageTotals {
     costMicros: a.costMicros - b.costMicros,
   };
 }
+
+/** Documents a reference type uses; kept for the bench's write counter. */
+export type { DocumentReference };

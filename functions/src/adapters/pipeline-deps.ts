@@ -7,7 +7,7 @@ import type { LimitSettings } from "../core/limits.js";
 import {
   defaultFallbackModels,
   defaultUserBudgetUsd,
-  GLOBAL_LEDGER_SHARDS,
+  globalLedgerShards,
   globalBudgetUsd,
   historyTtlDays,
   conversationTtlDays,
@@ -47,7 +47,7 @@ export function limitsFromParams(): LimitSettings {
     maxConcurrent: maxConcurrentExecutions.value(),
     defaultMonthlyBudgetUsd: defaultUserBudgetUsd.value(),
     globalMonthlyBudgetUsd: globalBudgetUsd.value(),
-    globalShards: GLOBAL_LEDGER_SHARDS,
+    globalShards: globalLedgerShards.value(),
     reservationGraceMs: reservationGraceMs.value(),
   };
 }
@@ -89,7 +89,7 @@ function modelClients(): (provider: ProviderSpec) => ModelClient | undefined {
 let store: FirestoreExecutionStore | undefined;
 
 export function productionStore(): FirestoreExecutionStore {
-  store ??= firestoreExecutionStore(firestore, { globalShards: GLOBAL_LEDGER_SHARDS });
+  store ??= firestoreExecutionStore(firestore, { globalShards: globalLedgerShards.value() });
   return store;
 }
 

@@ -5,8 +5,10 @@ import { parseOrThrow } from "../core/request.js";
 import {
   getUsageRequestSchema,
   setUserBudgetRequestSchema,
+  setUserLimitsRequestSchema,
   usageReport,
   type BudgetWriter,
+  type LimitsWriter,
   type UsageReader,
   type UsageReport,
 } from "../core/usage-report.js";
@@ -14,7 +16,7 @@ import { requireCaller } from "./execute-prompt-callable.js";
 import { toHttpsError } from "./https-error.js";
 
 export interface UsageCallableOptions {
-  repo: () => UsageReader & BudgetWriter;
+  repo: () => UsageReader & BudgetWriter & LimitsWriter;
   limits: () => LimitSettings;
   enforceAppCheck: () => boolean;
   now?: () => number;
@@ -43,6 +45,25 @@ export function createSetUserBudgetHandler(options: UsageCallableOptions) {
       const { uid, monthlyUsd } = parseOrThrow(setUserBudgetRequestSchema, request.data);
       await options.repo().setMonthlyBudget(uid, monthlyUsd);
       return { uid, monthlyUsd };
+    } catch (error) {
+      throw toHttpsError(error);
+    }
+  };
+}
+
+/**
+ * `setUserLimits` (admins; an extension of API.md): one user's requests per minute and
+ * concurrent executions, null = back to the params. A raised rate also spreads the user's
+ * state over lanes (docs/scaling.md), with the bound on limits that this costs.
+ */
+export function createSetUserLimitsHandler(options: UsageCallableOptions) {
+  return async (request: CallableRequest<unknown>): Promise<{ uid: string; perMinute: number | null; maxConcurrent: number | null }> => {
+    try {
+      requireCaller(request, options.enforceAppCheck());
+      if (request.auth?.token.admin !== true) throw new ExecutionError("permission_denied", "Only admins may set limits.");
+      const { uid, perMinute, maxConcurrent } = parseOrThrow(setUserLimitsRequestSchema, request.data);
+      await options.repo().setLimits(uid, { perMinute, maxConcurrent });
+      return { uid, perMinute, maxConcurrent };
     } catch (error) {
       throw toHttpsError(error);
     }

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import type * as zod from "zod";
 import type { ModelSpec, ProviderSpec } from "../core/catalog.js";
 
 /**
@@ -20,7 +21,7 @@ export class CatalogFileError extends Error {
   override name = "CatalogFileError";
 }
 
-type Zod = typeof import("zod");
+type Zod = typeof zod;
 
 /** The file's schema. Built on first use: zod loads only when there is a file to check. */
 function schemaOf({ z }: Zod) {

@@ -122,8 +122,18 @@ export const reservationGraceMs = int(
  */
 export const PROVIDER_FUNCTION_TIMEOUT_SECONDS = 300;
 
-/** Shards of the global ledger: ~1 sustained write/s each (docs/data-model.md). */
-export const GLOBAL_LEDGER_SHARDS = 20;
+const peakExecutionsPerSecond = int(
+  "PEAK_EXECUTIONS_PER_SECOND",
+  10,
+  "The deployment's peak rate: sizes the global ledger so that no shard is written more than once a second (docs/scaling.md).",
+);
+
+/**
+ * Shards of the global ledger: each execution writes one shard twice with a global budget
+ * (reserve, settle), so 2 × the peak rate keeps every shard at ≤ 1 write a second. Changing
+ * it is safe at any time: the budget and the totals are sums over whatever shards exist.
+ */
+export const globalLedgerShards = { value: (): number => Math.max(1, Math.ceil(2 * peakExecutionsPerSecond.value())) };
 
 export const defaultUserBudgetUsd = { value: () => dollarsOrNone(defaultUserBudget.value(), defaultUserBudget.name) };
 export const globalBudgetUsd = { value: () => dollarsOrNone(globalBudget.value(), globalBudget.name) };

@@ -14,7 +14,7 @@ export interface Reservation {
   micros: number;
   /** Epoch ms after which the execution is presumed dead and the reservation reclaimed. */
   expireAt: number;
-  /** The global-budget shard that holds the same amount, when a global budget is set. */
+  /** The global-ledger shard whose `reservedMicros` holds the same amount, when a global budget is set. */
   globalShard?: number;
 }
 
@@ -25,16 +25,19 @@ export interface LimitSettings {
   defaultMonthlyBudgetUsd: number | null;
   /** USD for everyone together per month; null = no limit. */
   globalMonthlyBudgetUsd: number | null;
-  /** Shards of the global ledger (and of the global budget). */
+  /** Shards of the global ledger: enough that each is written at most once a second at the peak rate. */
   globalShards: number;
   /** Added to an execution's time limit before its reservation counts as abandoned. */
   reservationGraceMs: number;
 }
 
-/** What admission needs to know about one user. */
+/** What admission needs to know about one user (all lanes together). */
 export interface AccountState {
   /** The override set by `setUserBudget`: a number, null (no limit), or undefined (use the default). */
   monthlyBudgetUsd?: number | null;
+  /** Overrides set by `setUserLimits` (undefined: the params). */
+  perMinute?: number;
+  maxConcurrent?: number;
   /** Settled cost this month (the usage ledger). */
   spentMicros: number;
   reservations: Record<string, Reservation>;
@@ -42,24 +45,26 @@ export interface AccountState {
   recent: number[];
 }
 
-export interface GlobalShardState {
-  index: number;
-  spentMicros: number;
+/** One lane's own state: what its document holds and an admission on it rewrites. */
+export interface LaneState {
   reservations: Record<string, Reservation>;
+  recent: number[];
 }
 
 export interface AdmissionDecision {
+  /** The lane's new reservations and rate window. */
   reservations: Record<string, Reservation>;
   recent: number[];
-  /** Executions whose reservations expired: presumed dead, to be finished as failed. */
+  /** Executions of this lane whose reservations expired: presumed dead, to be finished as failed. */
   expired: string[];
-  /** The global shard charged, with its new reservations, when a global budget applies. */
-  globalShard?: { index: number; reservations: Record<string, Reservation> };
 }
 
 export const RATE_WINDOW_MS = 60_000;
 /** How long a client should wait before asking again when all its slots are busy. */
 export const CONCURRENCY_RETRY_MS = 1_000;
+/** Firestore's guidance: about one sustained write a second per document. */
+export const WRITES_PER_DOCUMENT_PER_SECOND = 1;
+export const MAX_LANES = 32;
 
 const usd = (micros: number) => `$${(micros / 1_000_000).toFixed(2)}`;
 const toMicros = (dollars: number) => Math.round(dollars * 1_000_000);
@@ -67,6 +72,22 @@ const toMicros = (dollars: number) => Math.round(dollars * 1_000_000);
 export function effectiveBudgetMicros(account: Pick<AccountState, "monthlyBudgetUsd">, settings: LimitSettings): number | null {
   const dollars = account.monthlyBudgetUsd === undefined ? settings.defaultMonthlyBudgetUsd : account.monthlyBudgetUsd;
   return dollars === null ? null : toMicros(dollars);
+}
+
+/** The user's limits: their overrides, else the params. */
+export function effectiveLimits(account: Pick<AccountState, "perMinute" | "maxConcurrent">, settings: LimitSettings): { perMinute: number; maxConcurrent: number } {
+  return { perMinute: account.perMinute ?? settings.perMinute, maxConcurrent: account.maxConcurrent ?? settings.maxConcurrent };
+}
+
+/**
+ * How many lanes a user's state is split over (docs/scaling.md). Each execution writes its
+ * lane's document twice (admission, settlement), so a user allowed `perMinute` needs
+ * 2 · perMinute / 60 lanes to keep each document at one write a second at their peak. Only an
+ * override (`setUserLimits`) raises it: every other user has one lane, and exact limits.
+ */
+export function lanesFor(account: Pick<AccountState, "perMinute">): number {
+  if (account.perMinute === undefined) return 1;
+  return Math.min(MAX_LANES, Math.max(1, Math.ceil((2 * account.perMinute) / 60 / WRITES_PER_DOCUMENT_PER_SECOND)));
 }
 
 /** Splits reservations into live ones and expired ones (executions presumed dead). */
@@ -100,12 +121,25 @@ export function remainingMicros(account: AccountState, settings: LimitSettings, 
   return budget - account.spentMicros - partitionReservations(account.reservations, now).reservedMicros;
 }
 
+/** All of a user's lanes as one account, for the checks. */
+export function mergeLanes(base: Omit<AccountState, "reservations" | "recent">, lanes: readonly LaneState[]): AccountState {
+  const reservations: Record<string, Reservation> = {};
+  const recent: number[] = [];
+  for (const lane of lanes) {
+    Object.assign(reservations, lane.reservations);
+    recent.push(...lane.recent);
+  }
+  return { ...base, reservations, recent: lanes.length > 1 ? recent.sort((a, b) => a - b) : recent };
+}
+
 /**
  * Decides whether one more execution may start, in this order: requests per minute,
- * concurrent executions, the user's monthly budget, the global monthly budget. The amount
- * reserved is the execution's worst-case cost, so concurrent requests can never together
- * spend more than the budget (beyond what an estimate can miss). Expired reservations are
- * reclaimed on the way. Throws `rate_limited` (with an honest retryAfterMs) or `budget_exceeded`.
+ * concurrent executions, the user's monthly budget. The checks see the whole account (all
+ * lanes); the decision rewrites one lane (for a one-lane user, the account itself). The
+ * amount reserved is the execution's worst-case cost, so concurrent requests can never
+ * together spend more than the budget (beyond what an estimate can miss). Expired
+ * reservations of the lane are reclaimed on the way. Throws `rate_limited` (with an honest
+ * retryAfterMs) or `budget_exceeded`. The global budget is checked apart (global-budget.ts).
  */
 export function decideAdmission(input: {
   executionId: string;
@@ -113,21 +147,22 @@ export function decideAdmission(input: {
   reserveMicros: number;
   expireAt: number;
   account: AccountState;
-  /** The global shards read (one or two), when a global budget is set. */
-  globalShards?: GlobalShardState[];
+  /** The lane written; absent for a one-lane user (the account is the lane). */
+  lane?: LaneState;
   settings: LimitSettings;
 }): AdmissionDecision {
   const { now, settings, account } = input;
+  const limits = effectiveLimits(account, settings);
   const recent = recentWithinWindow(account.recent, now);
-  if (recent.length >= settings.perMinute) {
-    throw new ExecutionError("rate_limited", `At most ${settings.perMinute} requests a minute; retry later.`, {
+  if (recent.length >= limits.perMinute) {
+    throw new ExecutionError("rate_limited", `At most ${limits.perMinute} requests a minute; retry later.`, {
       // Clamped: a concurrent admission may carry a timestamp a little later than `now`.
-      retryAfterMs: Math.min(RATE_WINDOW_MS, Math.max(0, recent[recent.length - settings.perMinute]! + RATE_WINDOW_MS - now)),
+      retryAfterMs: Math.min(RATE_WINDOW_MS, Math.max(0, recent[recent.length - limits.perMinute]! + RATE_WINDOW_MS - now)),
     });
   }
-  const { live, expired, reservedMicros } = partitionReservations(account.reservations, now);
-  if (Object.keys(live).length >= settings.maxConcurrent) {
-    throw new ExecutionError("rate_limited", `At most ${settings.maxConcurrent} executions at once; retry when one finishes.`, {
+  const { live, reservedMicros } = partitionReservations(account.reservations, now);
+  if (Object.keys(live).length >= limits.maxConcurrent) {
+    throw new ExecutionError("rate_limited", `At most ${limits.maxConcurrent} executions at once; retry when one finishes.`, {
       retryAfterMs: CONCURRENCY_RETRY_MS,
     });
   }
@@ -139,35 +174,14 @@ export function decideAdmission(input: {
       `This month's budget of ${usd(budget)} cannot cover this request (${usd(left)} left, up to ${usd(input.reserveMicros)} needed).`,
     );
   }
-
-  let globalShard: AdmissionDecision["globalShard"];
-  if (settings.globalMonthlyBudgetUsd !== null && input.globalShards && input.globalShards.length > 0) {
-    const allowance = Math.floor(toMicros(settings.globalMonthlyBudgetUsd) / settings.globalShards);
-    const candidates = input.globalShards.map((shard) => {
-      const { live: shardLive, reservedMicros: shardReserved } = partitionReservations(shard.reservations, now);
-      return { shard, live: shardLive, room: allowance - shard.spentMicros - shardReserved };
-    });
-    const best = candidates.reduce((a, b) => (b.room > a.room ? b : a));
-    if (best.room < input.reserveMicros) {
-      throw new ExecutionError("budget_exceeded", "The service's monthly budget is spent; try again next month.");
-    }
-    globalShard = {
-      index: best.shard.index,
-      reservations: { ...best.live, [input.executionId]: { micros: input.reserveMicros, expireAt: input.expireAt } },
-    };
-  }
-
-  const reservation: Reservation = {
-    micros: input.reserveMicros,
-    expireAt: input.expireAt,
-    ...(globalShard ? { globalShard: globalShard.index } : {}),
-  };
+  const lane = input.lane ?? account;
+  const own = partitionReservations(lane.reservations, now);
+  const laneRecent = recentWithinWindow(lane.recent, now);
   return {
-    reservations: { ...live, [input.executionId]: reservation },
+    reservations: { ...own.live, [input.executionId]: { micros: input.reserveMicros, expireAt: input.expireAt } },
     // Concurrent admissions may land slightly out of order; keep the list sorted for the next cut.
-    recent: recent.length > 0 && recent[recent.length - 1]! > now ? [...recent, now].sort((a, b) => a - b) : [...recent, now],
-    expired,
-    ...(globalShard ? { globalShard } : {}),
+    recent: laneRecent.length > 0 && laneRecent[laneRecent.length - 1]! > now ? [...laneRecent, now].sort((a, b) => a - b) : [...laneRecent, now],
+    expired: own.expired,
   };
 }
 

@@ -2,7 +2,8 @@ import { checkTurnFree, newConversation, storedBytes, type ConversationDoc, type
 import type { Execution, RecordedMessage } from "./execution.js";
 import { idempotencyDecision, priorRunsOf } from "./idempotency.js";
 import { abandoned, ABANDONED_DELTA, EMPTY_TOTALS, usageDelta, type UsageTotals } from "./ledger.js";
-import { decideAdmission, usagePeriods, type AccountState, type GlobalShardState, type Reservation } from "./limits.js";
+import { ExecutionError } from "./errors.js";
+import { decideAdmission, usagePeriods, type AccountState, type Reservation } from "./limits.js";
 import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, Logger, PromptStore } from "./ports.js";
 import type { PromptTemplate } from "./templates.js";
 
@@ -20,7 +21,8 @@ export class MemoryExecutionStore implements ExecutionStore {
   readonly records = new Map<string, Execution>();
   readonly accounts = new Map<string, MemoryAccount>();
   readonly usage = new Map<string, UsageTotals>();
-  readonly globalShards = new Map<string, GlobalShardState>();
+  /** The global budget's reservations, by month: exact here, since one process serializes everything. */
+  readonly globalReserved = new Map<string, Map<string, number>>();
   /** By `uid/conversationId`. */
   readonly conversations = new Map<string, { doc: ConversationDoc; messages: StoredMessage[] }>();
   /** Operations that would each be one Firestore round trip. */
@@ -56,11 +58,10 @@ export class MemoryExecutionStore implements ExecutionStore {
     });
   }
 
-  private shard(month: string, index: number): GlobalShardState {
-    const key = `${month}/${index}`;
-    let shard = this.globalShards.get(key);
-    if (!shard) this.globalShards.set(key, (shard = { index, spentMicros: 0, reservations: {} }));
-    return shard;
+  private reservedGlobally(month: string): Map<string, number> {
+    let reserved = this.globalReserved.get(month);
+    if (!reserved) this.globalReserved.set(month, (reserved = new Map()));
+    return reserved;
   }
 
   admit(request: AdmissionRequest): Promise<Admission> {
@@ -77,16 +78,22 @@ export class MemoryExecutionStore implements ExecutionStore {
       const turn = request.conversation;
       const conversation = turn ? this.conversations.get(`${uid}/${turn.id}`) : undefined;
       if (turn) checkTurnFree(conversation?.doc, execution.id, now);
-      const shardIndexes = limits.globalMonthlyBudgetUsd === null ? [] : [0, 1].map(() => Math.floor(Math.random() * limits.globalShards));
+      const reserveMicros = turn ? turn.reserveFor(conversation?.doc.historyBytes ?? 0) : request.reserveMicros;
       const admission = decideAdmission({
         executionId: execution.id,
         now,
-        reserveMicros: turn ? turn.reserveFor(conversation?.doc.historyBytes ?? 0) : request.reserveMicros,
+        reserveMicros,
         expireAt: request.expireAt,
         account: { ...account, spentMicros: this.totals(`${uid}/${month}`).costMicros } satisfies AccountState,
-        globalShards: shardIndexes.map((i) => this.shard(month, i)),
         settings: limits,
       });
+      const global = limits.globalMonthlyBudgetUsd === null ? undefined : this.reservedGlobally(month);
+      if (global) {
+        const committed = this.totals(`global/${month}`).costMicros + [...global.values()].reduce((a, b) => a + b, 0);
+        if (committed + reserveMicros > Math.round(limits.globalMonthlyBudgetUsd! * 1_000_000)) {
+          throw new ExecutionError("budget_exceeded", "The service's monthly budget is spent; try again next month.");
+        }
+      }
       const close = (id: string) => {
         this.add(`${uid}/${month}`, ABANDONED_DELTA);
         this.add(`${uid}/${day}`, ABANDONED_DELTA);
@@ -94,12 +101,15 @@ export class MemoryExecutionStore implements ExecutionStore {
         const dead = this.records.get(`${uid}/${id}`);
         if (dead) this.records.set(`${uid}/${id}`, { ...dead, ...abandoned(new Date(now)) });
       };
-      for (const id of admission.expired) if (this.records.get(`${uid}/${id}`)?.status === "running") close(id);
+      for (const id of admission.expired) {
+        global?.delete(id);
+        if (this.records.get(`${uid}/${id}`)?.status === "running") close(id);
+      }
       if (existing && decision === "reclaim" && !admission.expired.includes(existing.id)) close(existing.id);
       if (existing) execution = { ...execution, prior: priorRunsOf(this.records.get(`${uid}/${execution.id}`)!) };
       account.reservations = admission.reservations;
       account.recent = admission.recent;
-      if (admission.globalShard) this.shard(month, admission.globalShard.index).reservations = admission.globalShard.reservations;
+      global?.set(execution.id, reserveMicros);
       this.records.set(`${uid}/${execution.id}`, structuredClone(execution));
       let history: StoredMessage[] | undefined;
       let held: AdmissionTicket["conversation"];
@@ -110,7 +120,7 @@ export class MemoryExecutionStore implements ExecutionStore {
         history = structuredClone(entry.messages.slice(-turn.historyLimit));
         held = { id: turn.id, nextSeq: entry.doc.nextSeq, expireAt: turn.expireAt.getTime() };
       }
-      const ticket: AdmissionTicket = { ...(admission.globalShard ? { globalShard: admission.globalShard.index } : {}), ...(held ? { conversation: held } : {}) };
+      const ticket: AdmissionTicket = { reservedMicros: reserveMicros, ...(global ? { globalShard: 0 } : {}), ...(held ? { conversation: held } : {}) };
       return { kind: "admitted", ticket, ...(existing ? { prior: execution.prior } : {}), ...(history ? { history } : {}) } as const;
     });
   }
@@ -148,11 +158,7 @@ export class MemoryExecutionStore implements ExecutionStore {
       this.add(`${uid}/${day}`, delta);
       this.add(`global/${month}`, delta);
       delete this.account(uid).reservations[execution.id];
-      if (ticket.globalShard !== undefined) {
-        const shard = this.shard(month, ticket.globalShard);
-        delete shard.reservations[execution.id];
-        shard.spentMicros += delta.costMicros;
-      }
+      if (ticket.globalShard !== undefined) for (const reserved of this.globalReserved.values()) reserved.delete(execution.id);
     });
   }
 

@@ -79,6 +79,10 @@ export interface AdmissionRequest {
 
 /** What the store needs back at settlement to release what admission took. */
 export interface AdmissionTicket {
+  /** The lane of the user's state that holds the reservation (docs/scaling.md); 0 when absent. */
+  lane?: number;
+  /** What was reserved, released at settlement. */
+  reservedMicros?: number;
   globalShard?: number;
   /**
    * The store's version of the `running` record (Firestore: its update time), so that

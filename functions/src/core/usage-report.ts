@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { toUsageView, type UsageTotals, type UsageView } from "./ledger.js";
-import { effectiveBudgetMicros, recentWithinWindow, remainingMicros, type AccountState, type LimitSettings } from "./limits.js";
+import { effectiveBudgetMicros, effectiveLimits, recentWithinWindow, remainingMicros, type AccountState, type LimitSettings } from "./limits.js";
 
 /** What `getUsage` answers (API.md). */
 export interface UsageReport {
@@ -25,9 +25,15 @@ export interface BudgetWriter {
   setMonthlyBudget(uid: string, monthlyUsd: number | null): Promise<void>;
 }
 
+/** A user's own limits (null: back to the params). Raising perMinute also gives the user lanes (docs/scaling.md). */
+export interface LimitsWriter {
+  setLimits(uid: string, limits: { perMinute: number | null; maxConcurrent: number | null }): Promise<void>;
+}
+
 export function usageReport(snapshot: UsageSnapshot, settings: LimitSettings, now: number): UsageReport {
   const budget = effectiveBudgetMicros(snapshot.account, settings);
   const remaining = remainingMicros(snapshot.account, settings, now);
+  const limits = effectiveLimits(snapshot.account, settings);
   return {
     day: toUsageView(snapshot.day),
     month: toUsageView(snapshot.month),
@@ -36,13 +42,19 @@ export function usageReport(snapshot: UsageSnapshot, settings: LimitSettings, no
       remainingUsd: remaining === null ? null : Math.max(0, remaining) / 1_000_000,
     },
     rateLimit: {
-      perMinute: settings.perMinute,
-      remaining: Math.max(0, settings.perMinute - recentWithinWindow(snapshot.account.recent, now).length),
+      perMinute: limits.perMinute,
+      remaining: Math.max(0, limits.perMinute - recentWithinWindow(snapshot.account.recent, now).length),
     },
   };
 }
 
 export const getUsageRequestSchema = z.strictObject({});
+
+export const setUserLimitsRequestSchema = z.strictObject({
+  uid: z.string().min(1).max(128).regex(/^[^/]+$/, "must not contain /"),
+  perMinute: z.number().int().min(1).max(60_000).nullable(),
+  maxConcurrent: z.number().int().min(1).max(10_000).nullable(),
+});
 
 export const setUserBudgetRequestSchema = z.strictObject({
   uid: z.string().min(1).max(128).regex(/^[^/]+$/, "must not contain /"),

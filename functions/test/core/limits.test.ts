@@ -7,7 +7,9 @@ import {
   usagePeriods,
   worstCaseMicros,
   type AccountState,
-  type GlobalShardState,
+  lanesFor,
+  mergeLanes,
+  type LaneState,
   type LimitSettings,
 } from "../../src/core/limits.js";
 
@@ -62,20 +64,28 @@ describe("decideAdmission", () => {
     expect(remainingMicros({ ...empty, spentMicros: 100 }, settings, now)).toBe(999_900);
   });
 
-  it("with a global budget, reserves on the roomier of the shards read, and refuses when neither has room", () => {
-    const global = { ...settings, globalMonthlyBudgetUsd: 4 }; // $1 per shard
-    const shards: GlobalShardState[] = [
-      { index: 2, spentMicros: 950_000, reservations: {} },
-      { index: 3, spentMicros: 100_000, reservations: { x: { micros: 100_000, expireAt: now + 9 } } },
-    ];
-    const decision = admit(empty, { settings: global, globalShards: shards });
-    expect(decision.globalShard?.index).toBe(3);
-    expect(decision.reservations.new!.globalShard).toBe(3);
-    expect(Object.keys(decision.globalShard!.reservations).sort()).toEqual(["new", "x"]);
-    const full = shards.map((s) => ({ ...s, spentMicros: 990_000 }));
-    expect(() => admit(empty, { settings: global, globalShards: full })).toThrow(
-      expect.objectContaining({ category: "budget_exceeded", message: expect.stringContaining("service") }),
+  it("checks a user's lanes together, and rewrites only the lane it admits on", () => {
+    const laneA: LaneState = { reservations: { a: { micros: 400_000, expireAt: now + 9 } }, recent: [now - 10] };
+    const laneB: LaneState = { reservations: { dead: { micros: 1, expireAt: now - 1 } }, recent: [now - 5] };
+    const account = mergeLanes({ spentMicros: 0 }, [laneA, laneB]);
+    const decision = admit(account, { lane: laneB });
+    // The lane's own state, the dead reservation reclaimed; the other lane untouched.
+    expect(Object.keys(decision.reservations).sort()).toEqual(["new"]);
+    expect(decision.recent).toEqual([now - 5, now]);
+    expect(decision.expired).toEqual(["dead"]);
+    // The budget sees both lanes: $1, 0.4 held in lane A, 0.7 asked → refused.
+    expect(() => admit(account, { lane: laneB, reserveMicros: 700_000 })).toThrow(expect.objectContaining({ category: "budget_exceeded" }));
+  });
+
+  it("uses a user's own limits when an admin set them, and gives a high-rate user lanes", () => {
+    expect(() => admit({ ...empty, maxConcurrent: 1, reservations: { x: { micros: 1, expireAt: now + 9 } } })).toThrow(
+      expect.objectContaining({ category: "rate_limited" }),
     );
+    expect(lanesFor({})).toBe(1);
+    expect(lanesFor({ perMinute: 30 })).toBe(1);
+    // 5 executions a second, two writes each: ten lanes keep each document at one write a second.
+    expect(lanesFor({ perMinute: 300 })).toBe(10);
+    expect(lanesFor({ perMinute: 1_000_000 })).toBe(32);
   });
 });
 

@@ -1,0 +1,29 @@
+import type { Firestore } from "firebase-admin/firestore";
+import type { GlobalTotals, GlobalTotalsSource } from "../core/global-budget.js";
+
+/**
+ * The global ledger: `globalUsage/{YYYY-MM}/shards/{i}`, each with the usage counters and
+ * `reservedMicros` (what running executions hold of the global budget). Executions write
+ * random shards with increments only (no read, no precondition), so the shard count alone
+ * decides the write rate per document: docs/scaling.md derives it from the peak rate.
+ */
+export const globalPaths = {
+  shards: (month: string) => `globalUsage/${month}/shards`,
+  shard: (month: string, index: number) => `globalUsage/${month}/shards/${index}`,
+};
+
+/** Totals of all of a month's shards, in one aggregation query (billed one read per 1,000 shards). */
+export function firestoreGlobalTotals(db: () => Promise<Firestore>): GlobalTotalsSource {
+  return {
+    async read(month: string): Promise<GlobalTotals> {
+      const firestore = await db();
+      const { AggregateField } = await import("firebase-admin/firestore");
+      const snapshot = await firestore
+        .collection(globalPaths.shards(month))
+        .aggregate({ spent: AggregateField.sum("costMicros"), reserved: AggregateField.sum("reservedMicros") })
+        .get();
+      const data = snapshot.data();
+      return { spentMicros: Number(data.spent ?? 0), reservedMicros: Number(data.reserved ?? 0) };
+    },
+  };
+}
