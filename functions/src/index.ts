@@ -7,6 +7,8 @@ import {
   corsOrigins,
   enforceAppCheck,
   maxRequestTimeoutMs,
+  maxInstances,
+  PROVIDER_CONCURRENCY,
   PROVIDER_FUNCTION_TIMEOUT_SECONDS,
   providerSecrets,
   readinessPublic,
@@ -23,14 +25,16 @@ setGlobalOptions({ region });
 /**
  * Sizing for functions that mostly wait on a provider: one vCPU serves many concurrent
  * executions (I/O bound; concurrency > 1 needs a whole vCPU), 512 MiB is ample for
- * buffered outputs, and the timeout leaves room past MAX_REQUEST_TIMEOUT_MS (240 s)
- * for the final Firestore write (retried through short outages).
+ * buffered outputs (PROVIDER_CONCURRENCY and MAX_INSTANCES: docs/scaling.md), and the
+ * timeout leaves room past MAX_REQUEST_TIMEOUT_MS (240 s) for the final Firestore write
+ * (retried through short outages).
  */
 const providerCalling = {
   secrets: providerSecrets,
   cpu: 1,
   memory: "512MiB",
-  concurrency: 80,
+  concurrency: PROVIDER_CONCURRENCY,
+  maxInstances,
   timeoutSeconds: PROVIDER_FUNCTION_TIMEOUT_SECONDS,
 } as const;
 /** Small reads and writes: little memory; a whole vCPU only because concurrency > 1 requires one. */

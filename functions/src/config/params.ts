@@ -122,6 +122,23 @@ export const reservationGraceMs = int(
  */
 export const PROVIDER_FUNCTION_TIMEOUT_SECONDS = 300;
 
+/**
+ * Executions one instance of executePrompt or api runs at once. I/O bound: measured (docs/
+ * benchmarks.md) 256 concurrent streams in 192 MiB and 512 in 224 MiB with nothing lost, on
+ * 2 shared cores; 160 leaves half of the 512 MiB and of one vCPU to spare.
+ */
+export const PROVIDER_CONCURRENCY = 160;
+
+/**
+ * Instances of each provider-calling function at most (a raw param: the platform reads it at
+ * deploy). Capacity = instances × PROVIDER_CONCURRENCY concurrent executions; the default,
+ * 100 × 160 = 16,000, holds 1,000 executions a second of up to 16 s each (docs/scaling.md).
+ */
+export const maxInstances = defineInt("MAX_INSTANCES", {
+  default: 100,
+  description: "Instances of executePrompt and api at most; × 160 concurrent executions each.",
+});
+
 const peakExecutionsPerSecond = int(
   "PEAK_EXECUTIONS_PER_SECOND",
   10,

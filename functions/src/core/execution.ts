@@ -76,6 +76,11 @@ export interface Execution {
   instance?: string;
   /** A turn of a server-side conversation: which, and how many stored messages were sent before the new turn. */
   conversation?: { id: string; historyMessages: number };
+  /**
+   * 0–15, random: the first field of the sweeper's collection-group index, so that the index's
+   * insertion point (`createdAt` only grows) is spread over 16 ranges (docs/scaling.md).
+   */
+  sweepShard?: number;
 }
 
 /** What `executePrompt` returns (API.md). */
@@ -142,6 +147,8 @@ export function capOutput(output: string): { output: string; outputTruncated: bo
 }
 
 /** The record an execution starts with: nothing produced yet, everything to be filled in at settlement. */
+export const SWEEP_SHARDS = 16;
+
 export function runningExecution(fields: {
   id: string;
   model: string;
@@ -179,6 +186,7 @@ export function runningExecution(fields: {
     latencyMs: null,
     ttftMs: null,
     expireAt: new Date(fields.createdAt + fields.ttlDays * 86_400_000),
+    sweepShard: Math.floor(Math.random() * SWEEP_SHARDS),
   };
 }
 
