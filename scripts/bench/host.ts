@@ -143,7 +143,8 @@ const host = await startFunctionsHost({
   functions,
   extraRoutes: (app) => {
     app.get("/__bench", (_req, res) => {
-      res.json({ mode, rss: process.memoryUsage().rss, peakRss: peakRssBytes(), firestore: counters });
+      const cpu = process.cpuUsage();
+      res.json({ mode, rss: process.memoryUsage().rss, peakRss: peakRssBytes(), cpuMicros: cpu.user + cpu.system, firestore: counters });
     });
   },
 });

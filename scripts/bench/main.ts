@@ -41,8 +41,31 @@ async function signUp(): Promise<string> {
 interface Host {
   url: string;
   child: ChildProcess;
-  stats(): Promise<{ rss: number; peakRss: number; firestore: { getAlls: number; docsRead: number; commits: number; docsWritten: number } }>;
+  stats(): Promise<{ rss: number; peakRss: number; cpuMicros: number; firestore: { getAlls: number; docsRead: number; commits: number; docsWritten: number } }>;
   stop(): Promise<void>;
+}
+
+/** The bare relay (relay.ts): the floor any gateway pays for the second hop. */
+async function startRelay(): Promise<{ url: string; cpuMicros(): Promise<number>; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/bench/relay.ts"], { cwd: ROOT, env: process.env, stdio: ["ignore", "pipe", "inherit"] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (b: Buffer) => {
+      out += b.toString();
+      const match = /listening on (\S+)/.exec(out);
+      if (match) resolve(match[1]!);
+    });
+    child.once("exit", (code) => reject(new Error(`relay exited with ${code}`)));
+  });
+  return {
+    url,
+    cpuMicros: async () => ((await (await fetch(`${url}/__bench`)).json()) as { cpuMicros: number }).cpuMicros,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
 }
 
 async function startHost(stores: "memory" | "firestore"): Promise<Host> {
@@ -130,12 +153,14 @@ function streamClock() {
   };
 }
 
-async function latencySuite(host: Host, tokens: string[]) {
+async function latencySuite(host: Host, tokens: string[], relayUrl: string) {
   const direct = new OpenAI({ baseURL: providerUrl, apiKey: "none", maxRetries: 0 });
+  const relay = new OpenAI({ baseURL: `${relayUrl}/v1`, apiKey: "none", maxRetries: 0 });
   const viaApi = tokens.map((token) => new OpenAI({ baseURL: `${host.url}/api/v1`, apiKey: token, maxRetries: 0 }));
-  const series = { sdkDirect: [] as number[], sdkApi: [] as number[], fetchDirect: [] as number[], callable: [] as number[] };
+  const series = { sdkDirect: [] as number[], sdkRelay: [] as number[], sdkApi: [] as number[], fetchDirect: [] as number[], callable: [] as number[] };
   const calls: Record<keyof typeof series, (i: number) => Promise<unknown>> = {
     sdkDirect: () => direct.chat.completions.create({ model: "local-mini", messages }),
+    sdkRelay: () => relay.chat.completions.create({ model: "local-mini", messages }),
     sdkApi: (i) => viaApi[i % viaApi.length]!.chat.completions.create({ model: "local-mini", messages }),
     fetchDirect: async () =>
       (
@@ -167,6 +192,8 @@ async function latencySuite(host: Host, tokens: string[]) {
   const per = (key: keyof typeof after.firestore) => (after.firestore[key] - before.firestore[key]) / executions;
   return {
     api: added(series.sdkDirect, series.sdkApi),
+    relay: added(series.sdkDirect, series.sdkRelay),
+    apiOverRelay: added(series.sdkRelay, series.sdkApi),
     callable: added(series.fetchDirect, series.callable),
     firestorePerExecution: { getAlls: per("getAlls"), docsRead: per("docsRead"), commits: per("commits"), docsWritten: per("docsWritten") },
   };
@@ -264,6 +291,46 @@ async function concurrencySuite(n: number, tokens: string[]) {
   return { n, direct, ours, addedGapP99: ours.gaps.p99 - direct.gaps.p99, peakRssMiB: peakRss / 1024 / 1024 };
 }
 
+/**
+ * Sustained throughput: 32 closed-loop clients for 10 s, non-streamed, each sending its next
+ * request when its last answer arrives; requests a second, and the CPU time each serving
+ * process spent per 1,000 requests (process.cpuUsage deltas, read through /__bench).
+ */
+async function throughputSuite(targets: { name: string; url: string; headers: (i: number) => Record<string, string>; cpuMicros?: () => Promise<number> }[]) {
+  const CLIENTS = 32;
+  const SECONDS = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 10);
+  const body = JSON.stringify({ model: "local-mini", messages });
+  const out: { name: string; requestsPerSecond: number; errors: number; cpuSecondsPer1000?: number }[] = [];
+  for (const target of targets) {
+    // Warm-up: connections and JIT.
+    await Promise.all(Array.from({ length: CLIENTS }, (_, i) => fetch(`${target.url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...target.headers(i) }, body }).then((r) => r.text())));
+    const cpuBefore = await target.cpuMicros?.();
+    let done = 0;
+    let errors = 0;
+    const until = performance.now() + SECONDS * 1_000;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async (_, i) => {
+        while (performance.now() < until) {
+          const response = await fetch(`${target.url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...target.headers(i) }, body });
+          await response.text();
+          if (response.ok) done++;
+          else errors++;
+        }
+      }),
+    );
+    const seconds = (performance.now() - started) / 1_000;
+    const cpuAfter = await target.cpuMicros?.();
+    out.push({
+      name: target.name,
+      requestsPerSecond: done / seconds,
+      errors,
+      ...(cpuBefore !== undefined && cpuAfter !== undefined ? { cpuSecondsPer1000: ((cpuAfter - cpuBefore) / 1e6 / Math.max(1, done)) * 1_000 } : {}),
+    });
+  }
+  return out;
+}
+
 function coldStart(mode: "baseline" | "entry", token: string): Promise<Record<string, number>> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["scripts/bench/cold-start.mjs", mode], {
@@ -309,18 +376,29 @@ log(`bench: ${CALLS} calls per non-streamed series, ${STREAMS} per streamed seri
 const tokens = await Promise.all(Array.from({ length: USERS }, signUp));
 const results: Record<string, unknown> = { machine: { cpus: (await import("node:os")).cpus().length, node: process.version }, calls: CALLS, streams: STREAMS };
 
+const relay = await startRelay();
 for (const stores of ["memory", "firestore"] as const) {
   log(`bench: ${stores} stores: non-streamed`);
   const host = await startHost(stores);
-  const latency = await latencySuite(host, tokens);
+  const latency = await latencySuite(host, tokens, relay.url);
   log(`bench: ${stores} stores: streamed`);
   const streaming =
     stores === "memory"
       ? await streamingSuite(host, tokens, "deltas=8,interval=5", STREAMS)
       : await streamingSuite(host, tokens, "deltas=2", Math.ceil(STREAMS / 2));
+  let throughput: Awaited<ReturnType<typeof throughputSuite>> | undefined;
+  if (stores === "memory") {
+    log("bench: sustained throughput, 32 clients");
+    throughput = await throughputSuite([
+      { name: "direct (local provider)", url: providerUrl, headers: () => ({}) },
+      { name: "bare Node relay", url: `${relay.url}/v1`, headers: () => ({}), cpuMicros: relay.cpuMicros },
+      { name: "ours: /v1, in-memory stores", url: `${host.url}/api/v1`, headers: (i) => ({ authorization: `Bearer ${tokens[i % tokens.length]}` }), cpuMicros: async () => (await host.stats()).cpuMicros },
+    ]);
+  }
   await host.stop();
-  results[stores] = { latency, streaming };
+  results[stores] = { latency, streaming, ...(throughput ? { throughput } : {}) };
 }
+await relay.stop();
 results.concurrency = [];
 for (const n of CONCURRENCY) {
   log(`bench: ${n} concurrent streams`);
@@ -331,7 +409,11 @@ log("bench: cold start");
 results.coldStart = await coldStartSuite(await signUp());
 results.durationS = (performance.now() - started) / 1000;
 
-type Suite = { latency: Awaited<ReturnType<typeof latencySuite>>; streaming: Awaited<ReturnType<typeof streamingSuite>> };
+type Suite = {
+  latency: Awaited<ReturnType<typeof latencySuite>>;
+  streaming: Awaited<ReturnType<typeof streamingSuite>>;
+  throughput?: Awaited<ReturnType<typeof throughputSuite>>;
+};
 const memory = results.memory as Suite;
 const firestoreSuite = results.firestore as Suite;
 const cold = results.coldStart as Awaited<ReturnType<typeof coldStartSuite>>;
@@ -340,7 +422,9 @@ const lines = [
   "Added latency (ours − direct call of the same local provider; interleaved, after warm-up)",
   "| series | paired p50 | paired p99 | Δp50 | Δp99 | direct p50 / p99 |",
   "| --- | --- | --- | --- | --- | --- |",
+  row("bare Node relay (the floor)", memory.latency.relay),
   row("/v1/chat/completions, in-memory stores", memory.latency.api),
+  row("/v1 over the bare relay, in-memory", memory.latency.apiOverRelay),
   row("executePrompt callable, in-memory stores", memory.latency.callable),
   row("/v1/chat/completions, Firestore emulator", firestoreSuite.latency.api),
   row("executePrompt callable, Firestore emulator", firestoreSuite.latency.callable),
@@ -348,6 +432,13 @@ const lines = [
   row("TTFT callable stream, in-memory", memory.streaming.callableTtft),
   row("TTFT /v1 stream, Firestore emulator", firestoreSuite.streaming.apiTtft),
   row("TTFT callable stream, Firestore emulator", firestoreSuite.streaming.callableTtft),
+  "",
+  `TTFT p50 added with the Firestore emulator over in-memory: /v1 ${ms(firestoreSuite.streaming.apiTtft.pairedP50 - memory.streaming.apiTtft.pairedP50)}, callable ${ms(firestoreSuite.streaming.callableTtft.pairedP50 - memory.streaming.callableTtft.pairedP50)}`,
+  "",
+  "Sustained throughput, non-streamed, 32 closed-loop clients (same machine as everything else)",
+  "| target | requests/s | errors | CPU-seconds per 1,000 requests (serving process) |",
+  "| --- | --- | --- | --- |",
+  ...(memory.throughput ?? []).map((t) => `| ${t.name} | ${t.requestsPerSecond.toFixed(0)} | ${t.errors} | ${t.cpuSecondsPer1000 === undefined ? "-" : t.cpuSecondsPer1000.toFixed(2)} |`),
   "",
   `Inter-delta gap p99 (provider every 5 ms): direct ${ms(memory.streaming.gaps.direct.p99)}, /v1 ${ms(memory.streaming.gaps.api.p99)} (+${ms(memory.streaming.gaps.api.p99 - memory.streaming.gaps.direct.p99)}), callable ${ms(memory.streaming.gaps.callable.p99)} (+${ms(memory.streaming.gaps.callable.p99 - memory.streaming.gaps.direct.p99)})`,
   `Firestore per execution: ${firestoreSuite.latency.firestorePerExecution.getAlls.toFixed(2)} batched reads (${firestoreSuite.latency.firestorePerExecution.docsRead.toFixed(2)} documents), ${firestoreSuite.latency.firestorePerExecution.commits.toFixed(2)} commits (${firestoreSuite.latency.firestorePerExecution.docsWritten.toFixed(2)} document writes)`,

@@ -10,6 +10,7 @@ import { parseDataUrl } from "../core/media.js";
 import type { Message, Part, ResponseFormat, ToolChoice, ToolSpec } from "../core/messages.js";
 import type { ModelChunk, ModelClient, ModelRequest } from "../core/ports.js";
 import type { ProviderConnection } from "../config/providers.js";
+import { nodeFetch } from "./node-fetch.js";
 
 // Loaded on first use: a cold start that only serves /health never pays for the SDK.
 let sdk: Promise<{ default: typeof OpenAI }> | undefined;
@@ -34,6 +35,8 @@ async function clientFor(provider: ProviderSpec, connection: ProviderConnection)
     timeout: 24 * 3_600_000,
     // The SDK logs unparsable chunks (model output) at error level; our logs carry no content.
     logLevel: "off",
+    // Node's http instead of undici's fetch and web streams: measured cheaper (node-fetch.ts).
+    fetch: nodeFetch as unknown as typeof fetch,
   });
   clients.set(key, client);
   return client;

@@ -52,7 +52,21 @@ export function limitsFromParams(): LimitSettings {
   };
 }
 
+let cachedSettings: { at: number; settings: PipelineSettings } | undefined;
+
+/**
+ * The pipeline's settings from the params. Params are fixed for an instance's life (they
+ * come from its environment), so they are read once a second at most rather than on every
+ * request, where reading and parsing fifteen of them was measured.
+ */
 export function settingsFromParams(): PipelineSettings {
+  const now = Date.now();
+  if (cachedSettings && now - cachedSettings.at < 1_000) return cachedSettings.settings;
+  cachedSettings = { at: now, settings: readSettings() };
+  return cachedSettings.settings;
+}
+
+function readSettings(): PipelineSettings {
   const defaultModel = resolveDefaultModelId();
   return {
     ...(defaultModel ? { defaultModel } : {}),

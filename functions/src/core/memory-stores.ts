@@ -110,7 +110,7 @@ export class MemoryExecutionStore implements ExecutionStore {
       account.reservations = admission.reservations;
       account.recent = admission.recent;
       global?.set(execution.id, reserveMicros);
-      this.records.set(`${uid}/${execution.id}`, structuredClone(execution));
+      this.records.set(`${uid}/${execution.id}`, { ...execution });
       let history: StoredMessage[] | undefined;
       let held: AdmissionTicket["conversation"];
       if (turn) {
@@ -153,7 +153,7 @@ export class MemoryExecutionStore implements ExecutionStore {
       const at = execution.completedAt?.getTime() ?? Date.now();
       const { month, day } = usagePeriods(at);
       const delta = usageDelta(execution);
-      this.records.set(`${uid}/${execution.id}`, structuredClone(execution));
+      this.records.set(`${uid}/${execution.id}`, { ...execution });
       this.add(`${uid}/${month}`, delta);
       this.add(`${uid}/${day}`, delta);
       this.add(`global/${month}`, delta);
