@@ -1,10 +1,14 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startLocalProvider, type LocalProvider } from "./local-provider/server.js";
 import { planFirestore, type FirestorePlan } from "./stack/firestore.js";
+import { ancestors, watchAncestors } from "./stack/lifeline.js";
+import { declaredParams, writeMissingParams } from "./stack/local-params.js";
+import { quietOutput } from "./stack/quiet-output.js";
 import { choosePorts, type Ports } from "./stack/ports.js";
 import { StackError, startProcess, startReaper, waitUntil, type ManagedProcess } from "./stack/processes.js";
 
@@ -22,6 +26,8 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PROJECT = "demo-llm-gateway";
 const REGION = "us-central1";
 const STATE_FILE = join(ROOT, ".emulators", "stack.json");
+/** The children's temporary directory (sockets of function workers…), removed with the stack. */
+const TEMP_PREFIX = "llm-gateway-stack-";
 const READY_TIMEOUT_MS = Number(process.env.STACK_READY_TIMEOUT_MS ?? 120_000);
 
 /** What a command run inside the stack finds in its environment. */
@@ -42,6 +48,7 @@ process.stderr.on("error", () => {});
 const log = (message: string) => process.stderr.write(`stack: ${message}\n`);
 
 const reaper = startReaper();
+
 let cleanups: (() => Promise<void>)[] = [async () => reaper.release()];
 let stopping: Promise<void> | undefined;
 
@@ -71,6 +78,8 @@ function generatedConfig(ports: Ports, plan: FirestorePlan): string {
       ...(plan.kind === "firebase-tools" ? { firestore: { host, port: ports.firestore } } : {}),
       hub: { host, port: ports.hub },
       logging: { host, port: ports.logging },
+      eventarc: { host, port: ports.eventarc },
+      tasks: { host, port: ports.tasks },
       ui: { enabled: false },
       singleProjectMode: true,
     },
@@ -93,6 +102,8 @@ async function startFirestoreJar(plan: Extract<FirestorePlan, { kind: "jar" }>, 
     plan.java,
     [
       "-Duser.language=en",
+      // No hsperfdata_<user> folder left in /tmp.
+      "-XX:-UsePerfData",
       "-cp",
       plan.jar,
       "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
@@ -128,6 +139,10 @@ function sweepStaleFiles(): void {
     const pid = /^firebase\.local\.(\d+)\.json$/.exec(name)?.[1];
     if (pid && !isRunning(Number(pid))) rmSync(join(ROOT, name), { force: true });
   }
+  for (const name of readdirSync(tmpdir())) {
+    const pid = name.startsWith(TEMP_PREFIX) ? name.slice(TEMP_PREFIX.length) : undefined;
+    if (pid && /^\d+$/.test(pid) && !isRunning(Number(pid))) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
   const logs = join(ROOT, ".emulators");
   if (!existsSync(logs)) return;
   for (const name of readdirSync(logs)) {
@@ -148,6 +163,12 @@ async function startStack(options: { ports: "fixed" | "free"; echo: boolean }): 
   const ports = await choosePorts(options.ports);
   const logDir = join(ROOT, ".emulators", String(process.pid));
   mkdirSync(logDir, { recursive: true });
+  // firebase-tools puts a socket per function worker in the temporary directory and leaves them.
+  const tempDir = join(tmpdir(), `${TEMP_PREFIX}${process.pid}`);
+  mkdirSync(tempDir, { recursive: true });
+  cleanups.push(async () => rmSync(tempDir, { recursive: true, force: true }));
+  const added = writeMissingParams(join(ROOT, "functions"), await declaredParams(join(ROOT, "functions")));
+  if (added.length > 0) log(`wrote the defaults of ${added.length} params to functions/.env.local (edit them there)`);
 
   const provider = await startLocalProvider({ port: ports.provider }).catch((error: unknown) => {
     throw new StackError(`The local model provider could not start on port ${ports.provider}: ${String(error)}`);
@@ -167,6 +188,7 @@ async function startStack(options: { ports: "fixed" | "free"; echo: boolean }): 
   const config = generatedConfig(ports, plan);
   const only = plan.kind === "firebase-tools" ? "functions,auth,firestore" : "functions,auth";
   const firebaseBin = createRequire(import.meta.url).resolve("firebase-tools/lib/bin/firebase.js");
+  const quiet = quietOutput();
   const firebase = startProcess(
     "firebase-tools",
     process.execPath,
@@ -175,9 +197,9 @@ async function startStack(options: { ports: "fixed" | "free"; echo: boolean }): 
       cwd: ROOT,
       // NODE_ENV=production as on Cloud Functions: the runtime's Express then answers framework
       // errors (malformed JSON) without a stack trace, as the deployed service does.
-      env: { ...process.env, ...env, NODE_ENV: "production", FIREBASE_CLI_DISABLE_UPDATE_CHECK: "true" },
+      env: { ...process.env, ...env, NODE_ENV: "production", FIREBASE_CLI_DISABLE_UPDATE_CHECK: "true", TMPDIR: tempDir },
       logFile: join(logDir, "firebase.log"),
-      echo: options.echo,
+      echo: options.echo ? (line) => quiet.line(line) : false,
       stopSignal: "SIGINT",
       reaper,
     },
@@ -194,6 +216,8 @@ async function startStack(options: { ports: "fixed" | "free"; echo: boolean }): 
       (await httpOk(health)),
     { timeoutMs: READY_TIMEOUT_MS, process: firebase },
   );
+  const notices = quiet.notices();
+  if (options.echo && notices) log(`${notices} (full output: .emulators/${process.pid}/firebase.log)`);
   return { env, ports, plan, provider };
 }
 
@@ -265,6 +289,7 @@ async function main(argv: string[]): Promise<number> {
   const [mode, ...rest] = argv;
   if (mode === "start") {
     const stack = await startStack({ ports: "fixed", echo: true });
+    if (stopping) await new Promise(() => {}); // stopped while starting: the teardown exits
     mkdirSync(join(ROOT, ".emulators"), { recursive: true });
     writeFileSync(STATE_FILE, JSON.stringify(stack.env, null, 2));
     cleanups.push(async () => rmSync(STATE_FILE, { force: true }));
@@ -295,6 +320,11 @@ for (const signal of Object.keys(SIGNAL_EXIT) as NodeJS.Signals[]) {
     void exit(SIGNAL_EXIT[signal]!);
   });
 }
+// Stop everything when a process that started us goes away without passing its signal on.
+watchAncestors(ancestors(), (gone) => {
+  log(`${gone.command} (pid ${gone.pid}), which started the launcher, is gone: stopping everything`);
+  void exit(129);
+});
 process.on("uncaughtException", (error) => {
   log(`unexpected error: ${error.stack ?? String(error)}`);
   void exit(1);

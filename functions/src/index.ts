@@ -3,14 +3,13 @@ import { onSchedule } from "firebase-functions/scheduler";
 import { setGlobalOptions } from "firebase-functions/options";
 import {
   appCheckReplayProtection,
-  appCheckReplayProtectionParam,
   corsOrigins,
   enforceAppCheck,
   maxRequestTimeoutMs,
   maxInstances,
   PROVIDER_CONCURRENCY,
   PROVIDER_FUNCTION_TIMEOUT_SECONDS,
-  providerSecrets,
+  providerSecretsToBind,
   readinessPublic,
   region,
   reservationGraceMs,
@@ -30,7 +29,7 @@ setGlobalOptions({ region });
  * (retried through short outages).
  */
 const providerCalling = {
-  secrets: providerSecrets,
+  secrets: providerSecretsToBind(),
   cpu: 1,
   memory: "512MiB",
   concurrency: PROVIDER_CONCURRENCY,
@@ -84,7 +83,10 @@ export const api = onRequest(
 /** Executes a prompt; streams with `.stream()` (API.md, "executePrompt"). */
 export const executePrompt = guardCallableWire(
   onCall(
-    { ...providerCalling, consumeAppCheckToken: appCheckReplayProtectionParam },
+    // A plain boolean read when the runtime loads this module, where params are in the
+    // environment: a param expression here would be evaluated (with a warning) when
+    // firebase-tools lists the functions too.
+    { ...providerCalling, consumeAppCheckToken: process.env.APP_CHECK_REPLAY_PROTECTION === "true" },
     loadOnFirstCall(async () => {
       const [{ createExecutePromptHandler }, { productionDeps, productionCancels }] = await Promise.all([
         import("./adapters/execute-prompt-callable.js"),

@@ -1,12 +1,13 @@
 import { createServer } from "node:net";
 import { StackError } from "./processes.js";
 
-export type PortName = "provider" | "firestore" | "functions" | "auth" | "hub" | "logging";
+export type PortName = "provider" | "firestore" | "functions" | "auth" | "hub" | "logging" | "eventarc" | "tasks";
 
 export type Ports = Record<PortName, number>;
 
 /** Where `npm start` listens, so that the URLs it prints stay the same from run to run. */
-export const FIXED_PORTS: Ports = { provider: 8787, firestore: 8085, functions: 5001, auth: 9099, hub: 4400, logging: 4500 };
+// eventarc and tasks: firebase-tools starts both beside the Functions emulator, on these defaults.
+export const FIXED_PORTS: Ports = { provider: 8787, firestore: 8085, functions: 5001, auth: 9099, hub: 4400, logging: 4500, eventarc: 9299, tasks: 9499 };
 
 /** Environment variables that override one port, e.g. FUNCTIONS_PORT=5002. */
 export const PORT_ENV: Record<PortName, string> = {
@@ -16,6 +17,8 @@ export const PORT_ENV: Record<PortName, string> = {
   auth: "AUTH_PORT",
   hub: "HUB_PORT",
   logging: "LOGGING_PORT",
+  eventarc: "EVENTARC_PORT",
+  tasks: "TASKS_PORT",
 };
 
 function listenOn(port: number, host: string): Promise<number> {
@@ -69,6 +72,8 @@ export async function choosePorts(mode: "fixed" | "free", env: NodeJS.ProcessEnv
     auth: "Auth emulator",
     hub: "emulator hub",
     logging: "emulator logging",
+    eventarc: "Eventarc emulator",
+    tasks: "Cloud Tasks emulator",
   };
   for (const name of Object.keys(ports) as PortName[]) await assertPortFree(ports[name], labels[name]);
   return ports;

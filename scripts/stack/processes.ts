@@ -27,18 +27,33 @@ export function startProcess(
   name: string,
   command: string,
   args: string[],
-  options: SpawnOptions & { logFile?: string; echo?: boolean; stopSignal?: NodeJS.Signals; reaper?: Reaper } = {},
+  options: SpawnOptions & {
+    logFile?: string;
+    /** Show the output: all of it, or each line that the function returns (undefined hides it). */
+    echo?: boolean | ((line: string) => string | undefined);
+    stopSignal?: NodeJS.Signals;
+    reaper?: Reaper;
+  } = {},
 ): ManagedProcess {
   const { logFile, echo, stopSignal = "SIGTERM", reaper, ...spawnOptions } = options;
   const child = spawn(command, args, { ...spawnOptions, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   reaper?.watch(child.pid);
   const log: WriteStream | undefined = logFile ? createWriteStream(logFile, { flags: "a" }) : undefined;
   const lines: string[] = [];
+  let partial = "";
   const collect = (chunk: Buffer) => {
     const text = chunk.toString("utf8");
     log?.write(text);
-    if (echo) process.stdout.write(text);
-    lines.push(...text.split("\n").filter((l) => l.trim() !== ""));
+    if (echo === true) process.stdout.write(text);
+    const complete = (partial + text).split("\n");
+    partial = complete.pop()!;
+    if (typeof echo === "function") {
+      for (const line of complete) {
+        const shown = echo(line);
+        if (shown !== undefined) process.stdout.write(`${shown}\n`);
+      }
+    }
+    lines.push(...complete.filter((l) => l.trim() !== ""));
     if (lines.length > 40) lines.splice(0, lines.length - 40);
   };
   child.stdout?.on("data", collect);
@@ -72,7 +87,7 @@ export function startProcess(
     return stopping;
   };
 
-  return { name, child, exited, tail: () => lines.slice(-15).join("\n"), stop };
+  return { name, child, exited, tail: () => [...lines, ...(partial.trim() ? [partial] : [])].slice(-15).join("\n"), stop };
 }
 
 /** Polls `check` until it returns true; fails early when `process` exits, or after `timeoutMs`. */

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { defineBoolean, defineInt, defineSecret, defineString } from "firebase-functions/params";
 import { PROVIDER_SECRET_NAMES } from "./catalog.js";
 
@@ -31,7 +32,26 @@ const string = (name: string, fallback: string, description?: string) =>
 const boolean = (name: string, fallback: boolean, description?: string) =>
   tunable(name, fallback, defineBoolean(name, { default: fallback, ...(description ? { description } : {}) }));
 
-export const providerSecrets = PROVIDER_SECRET_NAMES.map((name) => defineSecret(name));
+const providerSecrets = PROVIDER_SECRET_NAMES.map((name) => defineSecret(name));
+
+/**
+ * The provider secrets bound to the functions that call providers: all of them when deployed.
+ * In the Functions emulator, only those with a value in functions/.secret.local: the emulator
+ * asks Secret Manager for every other bound secret at each worker start, which offline costs
+ * ~2 s and three error lines, and a provider without a key is simply not configured anyway.
+ * (Read when firebase-tools loads the functions to list them, in the functions directory.)
+ */
+export function providerSecretsToBind(): typeof providerSecrets {
+  if (process.env.FUNCTIONS_EMULATOR !== "true") return providerSecrets;
+  let local = "";
+  try {
+    local = readFileSync(".secret.local", "utf8");
+  } catch {
+    // No local secrets: no provider but the keyless ones.
+  }
+  const withValue = new Set([...local.matchAll(/^\s*([A-Z0-9_]+)\s*=\s*["']?([^"'\s#][^\n]*)$/gm)].map((m) => m[1]));
+  return providerSecrets.filter((secret) => withValue.has(secret.name));
+}
 
 /**
  * Where the functions are deployed (API.md: us-central1 by default, configurable). A raw
@@ -56,9 +76,9 @@ export const retryMaxDelayMs = int("RETRY_MAX_DELAY_MS", 8_000, "Cap of one back
 export const enforceAppCheck = boolean("ENFORCE_APP_CHECK", false, "Reject calls without a valid App Check token.");
 /**
  * Replay protection: App Check tokens are consumed (limited-use tokens, one call each) on
- * executePrompt and /v1. The raw param is what `onCall({ consumeAppCheckToken })` takes.
+ * executePrompt and /v1.
  */
-export const appCheckReplayProtectionParam = defineBoolean("APP_CHECK_REPLAY_PROTECTION", {
+const appCheckReplayProtectionParam = defineBoolean("APP_CHECK_REPLAY_PROTECTION", {
   default: false,
   description: "Consume App Check tokens (limited-use tokens) on executePrompt and /v1: a replayed token is refused.",
 });
