@@ -1,3 +1,5 @@
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
 import type { Ajv2020, ValidateFunction } from "ajv/dist/2020.js";
 import { ExecutionError } from "./errors.js";
 import type { ResponseFormat } from "./messages.js";
@@ -70,11 +72,112 @@ export async function parseJsonOutput(output: string, format: ResponseFormat): P
     }
     return value;
   }
-  const validate = await validatorFor(format.schema);
-  if (!validate(value)) {
-    const first = validate.errors?.[0];
-    const where = first ? `${first.instancePath || "/"} ${first.message ?? "is invalid"}` : "does not match";
-    throw new ExecutionError("invalid_output", `The model's answer does not match the schema "${format.name}": ${where}.`);
-  }
+  const problem = usesPatterns(format.schema) ? await validateInWorker(format.schema, value) : firstProblem(await validatorFor(format.schema), value);
+  if (problem !== undefined) throw new ExecutionError("invalid_output", `The model's answer does not match the schema "${format.name}": ${problem}.`);
   return value;
+}
+
+function firstProblem(validate: ValidateFunction, value: unknown): string | undefined {
+  if (validate(value)) return undefined;
+  const first = validate.errors?.[0];
+  return first ? `${first.instancePath || "/"} ${first.message ?? "is invalid"}` : "does not match";
+}
+
+/** Whether a schema has a regular expression (`pattern`, `patternProperties`) anywhere. */
+export function usesPatterns(schema: unknown): boolean {
+  if (Array.isArray(schema)) return schema.some(usesPatterns);
+  if (schema === null || typeof schema !== "object") return false;
+  return Object.entries(schema).some(([key, value]) => ((key === "pattern" && typeof value === "string") || key === "patternProperties" ? true : usesPatterns(value)));
+}
+
+/**
+ * How long checking one answer against a schema with regular expressions may take. The
+ * schema is the client's, and a backtracking `pattern` such as `^(a+)+$` can take minutes on
+ * a short string while holding the instance's only thread (every other request stalls, and no
+ * timer fires). So such schemas are checked in a worker thread that is terminated when it
+ * runs over; what runs over is refused as the client's to fix.
+ */
+export const PATTERN_CHECK_MS = 250;
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const loaded = require(workerData.ajvPath);
+const Ajv2020 = loaded.default ?? loaded;
+const ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: false, logger: false });
+const validators = new Map();
+parentPort.on("message", ({ schema, value }) => {
+  let validate = validators.get(schema);
+  if (!validate) {
+    validate = ajv.compile(JSON.parse(schema));
+    if (validators.size >= 100) validators.delete(validators.keys().next().value);
+    validators.set(schema, validate);
+  }
+  const ok = validate(value);
+  const first = ok ? undefined : validate.errors && validate.errors[0];
+  parentPort.postMessage({ problem: ok ? undefined : first ? (first.instancePath || "/") + " " + (first.message || "is invalid") : "does not match" });
+});
+`;
+
+/**
+ * Worker threads, each running one check at a time (its time limit starts when it gets the
+ * check, not while waiting behind another). Idle ones are kept for the next checks; one that
+ * runs over is terminated, and a new one started when needed.
+ */
+const MAX_WORKERS = 4;
+const idle: Worker[] = [];
+let busy = 0;
+const waiting: ((worker: Worker) => void)[] = [];
+
+function newWorker(): Worker {
+  const ajvPath = createRequire(import.meta.url).resolve("ajv/dist/2020.js");
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ajvPath } });
+  worker.unref();
+  return worker;
+}
+
+async function takeWorker(): Promise<Worker> {
+  const ready = idle.pop();
+  if (ready) return ready;
+  if (busy < MAX_WORKERS) return newWorker();
+  return new Promise((resolve) => waiting.push(resolve));
+}
+
+function releaseWorker(worker: Worker | undefined): void {
+  const next = waiting.shift();
+  if (next) {
+    next(worker ?? newWorker());
+    return;
+  }
+  busy--;
+  if (worker) idle.push(worker);
+}
+
+async function validateInWorker(schema: Record<string, unknown>, value: unknown): Promise<string | undefined> {
+  busy++;
+  const worker = await takeWorker();
+  const outcome = await new Promise<{ problem?: string } | "failed">((resolve) => {
+    const finish = (result: { problem?: string } | "failed") => {
+      clearTimeout(timer);
+      worker.off("message", onMessage);
+      worker.off("error", onError);
+      resolve(result);
+    };
+    const onMessage = ({ problem }: { problem?: string }) => finish(problem === undefined ? {} : { problem });
+    const onError = () => finish("failed");
+    const timer = setTimeout(() => finish("failed"), PATTERN_CHECK_MS);
+    worker.on("message", onMessage);
+    worker.on("error", onError);
+    worker.postMessage({ schema: JSON.stringify(withoutMetaSchema(schema)), value });
+  });
+  if (outcome === "failed") {
+    // The only way to stop a regular expression that backtracks.
+    void worker.terminate();
+    releaseWorker(undefined);
+    throw new ExecutionError(
+      "validation",
+      `responseFormat.schema: checking the answer against its patterns took over ${PATTERN_CHECK_MS} ms (a pattern that backtracks, such as "(a+)+"); simplify the pattern.`,
+    );
+  }
+  releaseWorker(worker);
+  return outcome.problem;
 }
