@@ -62,7 +62,8 @@ function headerRecord(headers: RequestInit["headers"]): Record<string, string> {
   return out;
 }
 
-export function nodeFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+/** `via` replaces the shared keep-alive agents (the media fetcher's connects to public addresses only). */
+export function nodeFetch(input: string | URL | Request, init: RequestInit = {}, via?: { http?: HttpAgent; https?: HttpsAgent }): Promise<Response> {
   const url = new URL(typeof input === "string" || input instanceof URL ? input : input.url);
   const secure = url.protocol === "https:";
   const body = init.body;
@@ -74,7 +75,7 @@ export function nodeFetch(input: string | URL | Request, init: RequestInit = {})
     const options = {
       method: init.method ?? "GET",
       headers: { ...headerRecord(init.headers), ...(body ? { "content-length": String(Buffer.byteLength(body)) } : {}) },
-      agent: agents[secure ? "https:" : "http:"],
+      agent: (secure ? via?.https : via?.http) ?? agents[secure ? "https:" : "http:"],
       ...(init.signal ? { signal: init.signal } : {}),
     };
     const request = (secure ? httpsRequest : httpRequest)(url, options, (message) => resolve(new NodeResponse(url.href, message) as unknown as Response));

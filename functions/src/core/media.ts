@@ -13,6 +13,8 @@ export const MEDIA_LIMITS = {
   bytes: 5 * 1024 * 1024,
   /** Characters of an https URL. */
   urlChars: 4_096,
+  /** Decoded bytes the server fetches for one execution, all URLs together (each at most `bytes`). */
+  fetchedBytes: 20 * 1024 * 1024,
 } as const;
 
 /** MIME types accepted per kind. Anything else is refused with `validation`. */
@@ -102,7 +104,10 @@ const IP_LITERAL = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
  * Returns the reason when it may not.
  */
 export function urlRefusal(url: string, policy: UrlPolicy): string | undefined {
-  if (!isHttpsUrl(url)) return "only https URLs are fetched";
+  if (!isHttpsUrl(url)) {
+    const parsed = URL.canParse(url) ? new URL(url) : undefined;
+    return parsed?.protocol === "https:" && (parsed.username !== "" || parsed.password !== "") ? "URLs with credentials (user:password@) are not fetched" : "only https URLs are fetched";
+  }
   const host = new URL(url).hostname.toLowerCase();
   if (IP_LITERAL.test(host) || host === "localhost" || host.endsWith(".localhost")) return `the host ${host} is not allowed`;
   const allowed = policy.allowedHosts.some((pattern) => {

@@ -34,6 +34,8 @@ export type ModelChunk =
 
 /** Fetches media from an https URL for providers that need the bytes (adapters/media-fetcher.ts). */
 export interface MediaFetcher {
+  /** Why this URL may not be fetched (scheme, host, allow-list), checked without fetching; undefined when it may. */
+  refusal(url: string): string | undefined;
   /**
    * Returns the content as a base64 data URL, or throws a `validation` ExecutionError when
    * the URL may not be fetched (not https, a host outside the allow-list, a redirect to one,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createMediaFetcher } from "../../src/adapters/media-fetcher.js";
+import { createServer, type AddressInfo } from "node:net";
+import { createMediaFetcher, isPublicAddress, publicOnlyLookup } from "../../src/adapters/media-fetcher.js";
 import { ExecutionError } from "../../src/core/errors.js";
 import { urlRefusal } from "../../src/core/media.js";
 
@@ -102,5 +103,67 @@ describe("media fetcher", () => {
       new Promise((_, reject) => init?.signal?.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError"))))) as typeof fetch;
     const slow = createMediaFetcher({ policy, fetch: slowFetch, timeoutMs: 50 });
     expect(await refusal(slow.fetchAsDataUrl(ALLOWED, "image", signal))).toContain("did not answer within 50 ms");
+  });
+});
+
+describe("media fetcher: where it may connect", () => {
+  it.each([
+    ["127.0.0.1", false],
+    ["10.1.2.3", false],
+    ["172.16.5.4", false],
+    ["192.168.1.1", false],
+    ["169.254.169.254", false],
+    ["100.64.0.1", false],
+    ["0.0.0.0", false],
+    ["::1", false],
+    ["fe80::1", false],
+    ["fd00::1", false],
+    ["::ffff:127.0.0.1", false],
+    ["::ffff:10.0.0.1", false],
+    ["8.8.8.8", true],
+    ["142.250.74.110", true],
+    ["2607:f8b0:4004:800::200e", true],
+    ["::ffff:8.8.8.8", true],
+  ])("%s is public: %s", (address, expected) => {
+    expect(isPublicAddress(address)).toBe(expected);
+  });
+
+  const resolver = (answers: Record<string, string[]>) => (hostname: string, callback: (error: Error | null, addresses: { address: string; family: number }[]) => void) =>
+    callback(null, (answers[hostname] ?? []).map((address) => ({ address, family: address.includes(":") ? 6 : 4 })));
+
+  it("a lookup refuses a host when any of its addresses is not public, and gives the public one otherwise", async () => {
+    const lookup = publicOnlyLookup(resolver({ "cdn.example-cdn.com": ["93.184.216.34"], "mixed.example-cdn.com": ["93.184.216.34", "10.0.0.7"] }));
+    const ask = (host: string, all: boolean) =>
+      new Promise<{ error: Error | null; address: unknown }>((resolve) => lookup(host, { all } as never, (error, address) => resolve({ error, address })));
+    expect(await ask("cdn.example-cdn.com", false)).toEqual({ error: null, address: "93.184.216.34" });
+    expect((await ask("cdn.example-cdn.com", true)).address).toEqual([{ address: "93.184.216.34", family: 4 }]);
+    expect((await ask("mixed.example-cdn.com", false)).error).toMatchObject({ code: "ENOTPUBLIC" });
+  });
+
+  it("never connects to an allowed host whose name resolves to a private address", async () => {
+    // Something listening where the name points: it must see no connection at all.
+    const connections: number[] = [];
+    const server = createServer((socket) => {
+      connections.push(1);
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const fetcher = createMediaFetcher({ policy, resolve: resolver({ "internal.example-cdn.com": ["127.0.0.1"] }), timeoutMs: 2_000 });
+      const message = await refusal(fetcher.fetchAsDataUrl(`https://internal.example-cdn.com:${port}/cat.png`, "image", signal));
+      expect(message).toBe("the host internal.example-cdn.com resolves to an address that is not public");
+      expect(connections).toEqual([]);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("refuses a URL with credentials in it, saying so, without fetching it", async () => {
+    const { fetcher, asked } = remote({});
+    expect(await refusal(fetcher.fetchAsDataUrl("https://user:pw@firebasestorage.googleapis.com/a.png", "image", signal))).toBe(
+      "URLs with credentials (user:password@) are not fetched",
+    );
+    expect(asked).toEqual([]);
   });
 });

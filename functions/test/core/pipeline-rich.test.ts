@@ -3,7 +3,8 @@ import { createMediaFetcher } from "../../src/adapters/media-fetcher.js";
 import { catalog as productionCatalog } from "../../src/config/catalog.js";
 import { Catalog } from "../../src/core/catalog.js";
 import type { ToolCallDelta } from "../../src/core/ports.js";
-import { ask, expectLedgerBalanced, provider, setup, useLocalProvider } from "../support/pipeline.js";
+import { openAIModelClient } from "../../src/adapters/openai-model-client.js";
+import { ask, expectLedgerBalanced, provider, settings, setup, useLocalProvider } from "../support/pipeline.js";
 
 /** Content parts, tools and structured output through the pipeline and the local provider over HTTP. */
 useLocalProvider();
@@ -74,6 +75,84 @@ describe("content parts", () => {
     expect(received("inlined")[0]!.messages[0]!.content).toEqual([{ type: "image_url", image_url: { url: "data:image/png;base64,AQID" } }]);
     const refused = await fail({ model: "local-mini", messages: [{ role: "user", content: [{ type: "image", url: "https://127.0.0.1/secret.png" }] }] });
     expect(refused).toMatchObject({ category: "validation", message: expect.stringContaining("messages[0].content[0].url: the host 127.0.0.1 is not allowed") });
+  });
+});
+
+describe("media the server fetches", () => {
+  const local = productionCatalog.provider("local")!;
+  const allowed = "https://firebasestorage.googleapis.com/v0/b/app/o/cat.png?alt=media";
+  const image = (url = allowed) => [{ role: "user", content: [{ type: "text", text: "look" }, { type: "image", url }] }];
+  /** A remote that counts what it is asked for. */
+  function remote(answer: () => Response = () => new Response(new Uint8Array([1, 2, 3]), { headers: { "content-type": "image/png" } })) {
+    const asked: string[] = [];
+    const media = createMediaFetcher({
+      policy: () => ({ allowedHosts: ["firebasestorage.googleapis.com"] }),
+      fetch: (async (url: string | URL | Request) => {
+        asked.push(String(url));
+        return answer();
+      }) as typeof fetch,
+    });
+    return { asked, media };
+  }
+
+  /** The local provider twice: as one that needs bytes (local-mini, local-pro), and as one that fetches images itself. */
+  const mixed = () =>
+    new Catalog([
+      { ...local, fetchesUrls: [] },
+      { ...local, id: "self-fetching", fetchesUrls: ["image"], models: [{ ...local.models.find((m) => m.id === "local-pro")!, id: "local-pro-fetches", upstreamId: "local-pro" }] },
+    ]);
+
+  it("fetches nothing for a request that admission refuses", async () => {
+    const { asked, media } = remote();
+    const { fail } = setup({ catalog: new Catalog([{ ...local, fetchesUrls: [] }]), deps: { media }, settings: { limits: { ...settings.limits, perMinute: 0 } } });
+    expect((await fail({ model: "local-mini", messages: image() })).category).toBe("rate_limited");
+    expect(asked).toEqual([]);
+  });
+
+  it("fetches a URL once for every model that needs it, and only for a model that is called", async () => {
+    const { asked, media } = remote();
+    const needsBytes = new Catalog([{ ...local, fetchesUrls: [] }]);
+    const { run } = setup({ catalog: needsBytes, deps: { media } });
+    const result = await run({ model: "local-mini+fail=server,key=twice", fallbackModels: ["local-pro+key=twice"], messages: image() });
+    expect(result.model).toBe("local-pro+key=twice");
+    expect(asked).toEqual([allowed]);
+    expect(received("twice").at(-1)!.messages[0]!.content).toEqual([
+      { type: "text", text: "look" },
+      { type: "image_url", image_url: { url: "data:image/png;base64,AQID" } },
+    ]);
+  });
+
+  it("a fallback's media is not fetched when the primary, which fetches URLs itself, answers", async () => {
+    const { asked, media } = remote();
+    const { run } = setup({ catalog: mixed(), deps: { media, modelClient: (p) => openAIModelClient(p, { baseUrl: provider.current.url, apiKey: "" }) } });
+    expect((await run({ model: "local-pro-fetches", fallbackModels: ["local-mini"], messages: image() })).model).toBe("local-pro-fetches");
+    expect(asked).toEqual([]);
+  });
+
+  it("a fetch that fails for the primary falls back to a model whose provider fetches URLs itself; the record says why", async () => {
+    const { media } = remote(() => new Response("nope", { status: 404 }));
+    const { run, record } = setup({
+      catalog: mixed(),
+      deps: {
+        media,
+        modelClient: (p) => openAIModelClient(p, { baseUrl: provider.current.url, apiKey: "" }),
+      },
+    });
+    const result = await run({ model: "local-mini", fallbackModels: ["local-pro-fetches"], messages: image() });
+    expect(result.model).toBe("local-pro-fetches");
+    expect(record().attempts).toEqual([
+      expect.objectContaining({ model: "local-mini", outcome: "failed", category: "validation" }),
+      expect.objectContaining({ model: "local-pro-fetches", outcome: "succeeded" }),
+    ]);
+  });
+
+  it("a fetch that fails with no model left ends the execution failed, validation, naming the part", async () => {
+    const { media } = remote(() => new Response("nope", { status: 404 }));
+    const { fail, record, executions } = setup({ catalog: new Catalog([{ ...local, fetchesUrls: [] }]), deps: { media } });
+    const error = await fail({ model: "local-mini", messages: image() });
+    expect(error).toMatchObject({ category: "validation", message: "messages[0].content[1].url: the URL answered HTTP 404" });
+    expect(record()).toMatchObject({ status: "failed", error: { category: "validation" }, cost: { micros: 0 } });
+    expectLedgerBalanced(executions);
   });
 });
 

@@ -8,6 +8,7 @@ import type { GenerationParams } from "../request.js";
 import { retry } from "../retry.js";
 import { AttemptWatchdog, childController } from "../timeout.js";
 import { estimateUsage, normalizeUsage, ZERO_USAGE, type ProviderUsage, type Usage } from "../usage.js";
+import { mediaInliner } from "./media.js";
 import { isStreaming, type Candidate, type ExecuteOptions, type PipelineDeps, type Plan } from "./types.js";
 
 /** What one call to a model produced, finished or not. */
@@ -199,9 +200,23 @@ export async function runAttempts(
   }
 
   let succeeded: AttemptState | undefined;
+  const inline = mediaInliner(deps, execution.controller.signal);
   try {
-    for (const [index, candidate] of plan.candidates.entries()) {
-      const client = deps.modelClient(candidate.model.provider)!;
+    for (const [index, planned] of plan.candidates.entries()) {
+      const client = deps.modelClient(planned.model.provider)!;
+      const next = plan.candidates[index + 1];
+      let candidate: Candidate;
+      const preparedAt = clock.now();
+      try {
+        candidate = { ...planned, messages: await inline(planned) };
+      } catch (error) {
+        // Media this model's provider needs as bytes could not be fetched: the next model may not need them.
+        outcome.failure = classifyError(error);
+        outcome.attempts.push({ model: planned.model.id, provider: planned.model.provider.id, outcome: "failed", category: outcome.failure.category, latencyMs: clock.now() - preparedAt });
+        if (execution.controller.signal.aborted || !next) break;
+        deps.logger.info("execution.fallback", { executionId: run.executionId, from: planned.model.id, to: next.model.id, category: outcome.failure.category });
+        continue;
+      }
       try {
         succeeded = await retry(() => attempt(candidate, client), {
           policy: plan.settings.retry,
@@ -217,7 +232,6 @@ export async function runAttempts(
         break;
       } catch (error) {
         outcome.failure = classifyError(error);
-        const next = plan.candidates[index + 1];
         if (committed || execution.controller.signal.aborted || !canFallBack(outcome.failure) || !next) break;
         deps.logger.info("execution.fallback", { executionId: run.executionId, from: candidate.model.id, to: next.model.id, category: outcome.failure.category });
       }

@@ -22,7 +22,7 @@ export { describeCause, redactSecrets } from "./log.js";
  */
 export async function executePrompt(deps: PipelineDeps, input: unknown, options: ExecuteOptions): Promise<ExecutionResult> {
   const clock = deps.clock ?? systemClock;
-  const plan = await planExecution(deps, input, options.uid, options.signal);
+  const plan = await planExecution(deps, input, options.uid);
   const startedAt = clock.now();
   const admitted = await admitExecution(deps, plan, options.uid, startedAt, options.instance);
   options.onAdmitted?.(admitted.kind === "replay" ? admitted.execution.id : admitted.running.id);

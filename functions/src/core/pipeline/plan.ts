@@ -1,18 +1,18 @@
 import type { ResolvedModel } from "../catalog.js";
 import { ExecutionError } from "../errors.js";
 import { schemaProblem } from "../json-output.js";
-import { isHttpsUrl } from "../media.js";
-import { mapMediaUrls, mediaKind, type InputKind, type MediaPart, type Message } from "../messages.js";
+import { planMedia } from "./media.js";
+import { mediaKind, type InputKind, type Message } from "../messages.js";
 import { executeRequestSchema, LIMITS, parseOrThrow, utf8Bytes, type ExecuteRequest, type GenerationParams } from "../request.js";
 import { renderTemplate } from "../templates.js";
-import type { Candidate, PipelineDeps, Plan } from "./types.js";
+import type { PipelineDeps, Plan } from "./types.js";
 
 /**
  * Plan: validate the request and decide what to call, before anything is recorded. Every
  * error thrown here is the client's to fix (or the operator's, for missing keys), and costs
  * nothing: no record, no reservation, no provider call.
  */
-export async function planExecution(deps: PipelineDeps, input: unknown, uid: string, signal?: AbortSignal): Promise<Plan> {
+export async function planExecution(deps: PipelineDeps, input: unknown, uid: string): Promise<Plan> {
   const request = parseOrThrow(executeRequestSchema, input);
   const bytes = utf8Bytes(request);
   if (bytes > LIMITS.requestBytes) throw new ExecutionError("validation", `request: at most ${LIMITS.requestBytes} bytes in all, got ${bytes}.`);
@@ -59,7 +59,7 @@ export async function planExecution(deps: PipelineDeps, input: unknown, uid: str
   if (callable.length === 0) {
     throw new ExecutionError("provider_auth", `model: the server has no key for provider "${primary.provider.id}", and no fallback model can be called.`);
   }
-  const candidates = await withMediaFor(deps, callable, messages, primary, signal);
+  const candidates = planMedia(deps, callable, messages, primary);
   const timeLimitMs = Math.min(settings.maxTimeoutMs, request.timeoutMs ?? Number.POSITIVE_INFINITY);
   return {
     request,
@@ -119,71 +119,4 @@ function missingCapability(model: ResolvedModel, needs: Needs): { field: string;
   if (needs.tools && !model.capabilities.tools) return { field: needs.tools, what: "does not support tool calling" };
   if (needs.structuredOutput && !model.capabilities.structuredOutput) return { field: needs.structuredOutput, what: "does not support structured output" };
   return undefined;
-}
-
-/**
- * Providers that cannot fetch a kind of media themselves get it as a data URL, which we
- * fetch from allowed hosts only (MediaFetcher). A fetch refused for the primary model
- * refuses the request; a fallback that would need one it cannot get is skipped.
- */
-async function withMediaFor(
-  deps: PipelineDeps,
-  models: ResolvedModel[],
-  messages: Message[],
-  primary: ResolvedModel,
-  signal?: AbortSignal,
-): Promise<Candidate[]> {
-  const remote = collectRemoteMedia(messages);
-  const needsFetch = (model: ResolvedModel, part: MediaPart) => !(model.provider.fetchesUrls ?? []).includes(mediaKind(part));
-  const wanted = new Map<string, MediaPart>();
-  for (const model of models) for (const part of remote) if (needsFetch(model, part)) wanted.set(part.url, part);
-  if (wanted.size === 0) return models.map((model) => ({ model, messages }));
-
-  const fetched = new Map<string, { dataUrl?: string; error?: unknown }>();
-  const controller = signal ?? new AbortController().signal;
-  await Promise.all(
-    [...wanted.values()].map(async (part) => {
-      try {
-        if (!deps.media) throw new ExecutionError("validation", "the server does not fetch media URLs; send a data URL");
-        fetched.set(part.url, { dataUrl: await deps.media.fetchAsDataUrl(part.url, mediaKind(part), controller) });
-      } catch (error) {
-        fetched.set(part.url, { error });
-      }
-    }),
-  );
-  const candidates: Candidate[] = [];
-  for (const model of models) {
-    const failed = remote.find((part) => needsFetch(model, part) && fetched.get(part.url)?.error !== undefined);
-    if (failed) {
-      if (model === primary) throw refusal(fetched.get(failed.url)!.error, failed.url, messages);
-      continue;
-    }
-    candidates.push({
-      model,
-      messages: mapMediaUrls(messages, (part) => (needsFetch(model, part) && isHttpsUrl(part.url) ? fetched.get(part.url)!.dataUrl! : part.url)),
-    });
-  }
-  return candidates;
-}
-
-function collectRemoteMedia(messages: readonly Message[]): MediaPart[] {
-  const out: MediaPart[] = [];
-  for (const message of messages) {
-    if (typeof message.content === "string" || message.content === null) continue;
-    for (const part of message.content) if (part.type !== "text" && isHttpsUrl(part.url)) out.push(part);
-  }
-  return out;
-}
-
-/** A fetch failure as a validation error naming the part. */
-function refusal(error: unknown, url: string, messages: readonly Message[]): ExecutionError {
-  let field = "messages";
-  messages.forEach((message, i) => {
-    if (typeof message.content === "string" || message.content === null) return;
-    message.content.forEach((part, j) => {
-      if (part.type !== "text" && part.url === url && field === "messages") field = `messages[${i}].content[${j}].url`;
-    });
-  });
-  const reason = error instanceof ExecutionError && error.category === "validation" ? error.message : "could not be fetched";
-  return new ExecutionError("validation", `${field}: ${reason}`);
 }

@@ -1,6 +1,6 @@
 import type { Catalog, ProviderSpec, ResolvedModel } from "../catalog.js";
 import type { LimitSettings } from "../limits.js";
-import type { Message, ResponseFormat, ToolChoice, ToolSpec } from "../messages.js";
+import type { MediaPart, Message, ResponseFormat, ToolChoice, ToolSpec } from "../messages.js";
 import type { Clock, ExecutionStore, Logger, MediaFetcher, ModelClient, PromptStore, ToolCallDelta } from "../ports.js";
 import type { ExecuteRequest, GenerationParams } from "../request.js";
 import type { RetryPolicy } from "../retry.js";
@@ -60,10 +60,12 @@ export interface ExecuteOptions {
   onToolCall?(delta: ToolCallDelta): void;
 }
 
-/** A model the execution may call, with the messages as that model's provider must get them. */
+/** A model the execution may call, with the messages to send it. */
 export interface Candidate {
   model: ResolvedModel;
   messages: Message[];
+  /** https media its provider cannot fetch itself: fetched by us and sent as data URLs (attempts.ts). */
+  inline?: MediaPart[];
 }
 
 /** Everything decided before anything is recorded (plan.ts). */
