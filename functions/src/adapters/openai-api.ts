@@ -1,7 +1,7 @@
 import type { Response } from "express";
 import type { Request } from "firebase-functions/https";
 import { ExecutionError } from "../core/errors.js";
-import { parseChatCompletionRequest, toExecuteRequest } from "../core/openai-request.js";
+import { inOpenAITerms, parseChatCompletionRequest, toExecuteRequest } from "../core/openai-request.js";
 import { chatCompletion, chunkWriter, errorResponse, SSE_DONE, sseEvent } from "../core/openai-wire.js";
 import { executePrompt, type PipelineDeps } from "../core/pipeline/index.js";
 import { sendError } from "./api-responses.js";
@@ -135,8 +135,9 @@ export async function chatCompletions(req: Request, res: Response, options: Open
     res.write(writer.finish(result.finishReason));
     if (request.stream_options?.include_usage) res.write(writer.usage(result.usage));
     res.end(SSE_DONE);
-  } catch (error) {
+  } catch (thrown) {
     if (res.writableEnded || res.destroyed) return;
+    const error = namedAsOpenAI(thrown);
     if (streaming && headersSent) {
       // The status line is gone: the error travels as one event, then the stream closes.
       res.end(sseEvent(errorResponse(error).body));
@@ -149,6 +150,16 @@ export async function chatCompletions(req: Request, res: Response, options: Open
     }
     sendError(res, error);
   }
+}
+
+/** A validation error from the pipeline, naming the field as OpenAI's request does. */
+function namedAsOpenAI(error: unknown): unknown {
+  if (!(error instanceof ExecutionError) || error.category !== "validation") return error;
+  const message = inOpenAITerms(error.message);
+  if (message === error.message) return error;
+  const renamed = new ExecutionError("validation", message, { cause: error });
+  Object.assign(renamed, { executionId: error.executionId, model: error.model, provider: error.provider });
+  return renamed;
 }
 
 /** Caller and App Check for every authenticated route of the `api` function. */

@@ -46,6 +46,7 @@ function schemaOf({ z }: Zod) {
         tools: z.boolean(),
         structuredOutput: z.boolean(),
         reasoning: z.boolean().optional(),
+        unsupportedParams: z.array(z.enum(["temperature", "topP", "stop", "seed", "presencePenalty", "frequencyPenalty"])).optional(),
       })
       .optional(),
     imageTokens: z.number().int().min(1).optional(),

@@ -15,6 +15,8 @@ const PRICES_CHECKED = "genai-prices@0.1.8";
 // Capabilities as the providers document them for their OpenAI-compatible chat endpoints.
 const VISION_TOOLS_JSON: ModelCapabilities = { input: ["text", "image", "file"], tools: true, structuredOutput: true };
 const GEMINI: ModelCapabilities = { input: ["text", "image", "file", "audio"], tools: true, structuredOutput: true };
+// OpenAI's reasoning models answer 400 "Unsupported parameter" to sampling controls.
+const REASONING: Pick<ModelCapabilities, "reasoning" | "unsupportedParams"> = { reasoning: true, unsupportedParams: ["temperature", "topP", "presencePenalty", "frequencyPenalty"] };
 
 export const BUILT_IN_PROVIDERS: readonly ProviderSpec[] = [
   {
@@ -59,7 +61,7 @@ export const BUILT_IN_PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 200_000,
         maxOutputTokens: 100_000,
         price: { inputPerMTokUsd: 1.1, cachedInputPerMTokUsd: 0.275, outputPerMTokUsd: 4.4, priceVersion: PRICES_CHECKED },
-        capabilities: { ...VISION_TOOLS_JSON, reasoning: true },
+        capabilities: { ...VISION_TOOLS_JSON, ...REASONING },
         // Reasoning models think before the first visible token.
         timeouts: { firstTokenMs: 120_000, totalMs: 240_000 },
       },
@@ -163,7 +165,8 @@ export const BUILT_IN_PROVIDERS: readonly ProviderSpec[] = [
         contextWindow: 32_768,
         maxOutputTokens: 8_192,
         price: { inputPerMTokUsd: 1, cachedInputPerMTokUsd: 0.25, outputPerMTokUsd: 4, priceVersion: "local-1" },
-        capabilities: { input: ["text", "image", "file", "audio"], tools: true, structuredOutput: true, reasoning: true },
+        // Behaves like OpenAI's reasoning models: takes reasoningEffort, refuses sampling controls.
+        capabilities: { input: ["text", "image", "file", "audio"], tools: true, structuredOutput: true, ...REASONING },
         imageTokens: 85,
       },
       {

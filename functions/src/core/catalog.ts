@@ -27,7 +27,15 @@ export interface ModelCapabilities {
   structuredOutput: boolean;
   /** Takes `reasoningEffort` (forwarded only to such models). */
   reasoning?: boolean;
+  /**
+   * Generation params the model refuses (reasoning models refuse sampling controls): a request
+   * setting one is refused naming it, and a fallback model that refuses it is skipped.
+   */
+  unsupportedParams?: SamplingParam[];
 }
+
+/** Generation params that some models do not take. */
+export type SamplingParam = "temperature" | "topP" | "stop" | "seed" | "presencePenalty" | "frequencyPenalty";
 
 export const TEXT_ONLY: ModelCapabilities = { input: ["text"], tools: false, structuredOutput: false };
 

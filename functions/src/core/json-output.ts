@@ -97,7 +97,9 @@ export function usesPatterns(schema: unknown): boolean {
  * timer fires). So such schemas are checked in a worker thread that is terminated when it
  * runs over; what runs over is refused as the client's to fix.
  */
-export const PATTERN_CHECK_MS = 250;
+export const PATTERN_CHECK_MS = 1_000;
+/** Compiling a schema runs no pattern, but is not free on a loaded instance: timed apart, generously. */
+const COMPILE_MS = 10_000;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -105,6 +107,7 @@ const loaded = require(workerData.ajvPath);
 const Ajv2020 = loaded.default ?? loaded;
 const ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: false, logger: false });
 const validators = new Map();
+parentPort.postMessage("ready");
 parentPort.on("message", ({ schema, value }) => {
   let validate = validators.get(schema);
   if (!validate) {
@@ -112,6 +115,7 @@ parentPort.on("message", ({ schema, value }) => {
     if (validators.size >= 100) validators.delete(validators.keys().next().value);
     validators.set(schema, validate);
   }
+  parentPort.postMessage("compiled");
   const ok = validate(value);
   const first = ok ? undefined : validate.errors && validate.errors[0];
   parentPort.postMessage({ problem: ok ? undefined : first ? (first.instancePath || "/") + " " + (first.message || "is invalid") : "does not match" });
@@ -128,24 +132,29 @@ const idle: Worker[] = [];
 let busy = 0;
 const waiting: ((worker: Worker) => void)[] = [];
 
-function newWorker(): Worker {
+/** A worker, once it has loaded ajv (its start-up is not counted against a check's time). */
+function newWorker(): Promise<Worker> {
   const ajvPath = createRequire(import.meta.url).resolve("ajv/dist/2020.js");
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ajvPath } });
   worker.unref();
-  return worker;
+  return new Promise((resolve, reject) => {
+    worker.once("message", () => resolve(worker));
+    worker.once("error", reject);
+  });
 }
 
 async function takeWorker(): Promise<Worker> {
   const ready = idle.pop();
   if (ready) return ready;
-  if (busy < MAX_WORKERS) return newWorker();
+  if (busy <= MAX_WORKERS) return newWorker();
   return new Promise((resolve) => waiting.push(resolve));
 }
 
 function releaseWorker(worker: Worker | undefined): void {
   const next = waiting.shift();
   if (next) {
-    next(worker ?? newWorker());
+    if (worker) next(worker);
+    else void newWorker().then(next);
     return;
   }
   busy--;
@@ -162,9 +171,17 @@ async function validateInWorker(schema: Record<string, unknown>, value: unknown)
       worker.off("error", onError);
       resolve(result);
     };
-    const onMessage = ({ problem }: { problem?: string }) => finish(problem === undefined ? {} : { problem });
+    const onMessage = (message: "compiled" | { problem?: string }) => {
+      if (message === "compiled") {
+        // From here on only the patterns run: this is the time limit that matters.
+        clearTimeout(timer);
+        timer = setTimeout(() => finish("failed"), PATTERN_CHECK_MS);
+        return;
+      }
+      finish(message.problem === undefined ? {} : { problem: message.problem });
+    };
     const onError = () => finish("failed");
-    const timer = setTimeout(() => finish("failed"), PATTERN_CHECK_MS);
+    let timer = setTimeout(() => finish("failed"), COMPILE_MS);
     worker.on("message", onMessage);
     worker.on("error", onError);
     worker.postMessage({ schema: JSON.stringify(withoutMetaSchema(schema)), value });

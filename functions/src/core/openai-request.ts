@@ -110,7 +110,7 @@ export const chatCompletionRequestSchema = z.strictObject({
   seed: z.number().int().nullable().optional(),
   presence_penalty: z.number().min(-2).max(2).nullable().optional(),
   frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
-  reasoning_effort: z.enum(["minimal", "low", "medium", "high"]).nullable().optional(),
+  reasoning_effort: z.enum(["none", "minimal", "low", "medium", "high"]).nullable().optional(),
   tools: z.array(functionTool).max(LIMITS.tools).optional(),
   tool_choice: z
     .union([z.enum(["none", "auto", "required"]), z.strictObject({ type: z.literal("function"), function: z.strictObject({ name: z.string() }) })])
@@ -154,6 +154,33 @@ function formatDotted(path: readonly PropertyKey[]): string {
   let out = "";
   for (const part of path) out += typeof part === "number" ? `[${part}]` : out === "" ? String(part) : `.${String(part)}`;
   return out;
+}
+
+/** The pipeline's field names (the callable's) that differ in OpenAI's request, first match wins. */
+const OPENAI_FIELDS: [RegExp, (...groups: string[]) => string][] = [
+  [/^params\.([A-Za-z]+)/, (name) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)],
+  [/^responseFormat\.schema/, () => "response_format.json_schema.schema"],
+  [/^responseFormat/, () => "response_format"],
+  [/^toolChoice/, () => "tool_choice"],
+  [/^fallbackModels/, () => "fallback_models"],
+  [/^tools\[(\d+)\]\.(name|description|parameters|strict)/, (i, field) => `tools[${i}].function.${field}`],
+  [/^messages\[(\d+)\]\.toolCalls/, (i) => `messages[${i}].tool_calls`],
+  [/^messages\[(\d+)\]\.toolCallId/, (i) => `messages[${i}].tool_call_id`],
+  [/^requestId/, () => "Idempotency-Key (header)"],
+  [/^timeoutMs/, () => "X-Timeout-Ms (header)"],
+  [/^conversationId/, () => "X-Conversation-Id (header)"],
+];
+
+/**
+ * A validation message from the pipeline ("params.maxTokens: at most …") with the field as an
+ * OpenAI client knows it ("max_tokens: at most …"). Messages start with the field they name.
+ */
+export function inOpenAITerms(message: string): string {
+  for (const [pattern, rename] of OPENAI_FIELDS) {
+    const match = pattern.exec(message);
+    if (match) return rename(...match.slice(1)) + message.slice(match[0].length);
+  }
+  return message;
 }
 
 /** Values that OpenAI's body has no field for, taken from headers: `Idempotency-Key`, `X-Timeout-Ms`. */

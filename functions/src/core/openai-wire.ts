@@ -15,7 +15,8 @@ export function toOpenAIUsage(usage: Usage) {
     prompt_tokens: usage.inputTokens,
     completion_tokens: usage.outputTokens,
     total_tokens: usage.totalTokens,
-    prompt_tokens_details: { cached_tokens: usage.cachedInputTokens },
+    // OpenAI's own detail fields; image tokens (which some providers report) have none there.
+    prompt_tokens_details: { cached_tokens: usage.cachedInputTokens, ...(usage.audioInputTokens !== undefined ? { audio_tokens: usage.audioInputTokens } : {}) },
     completion_tokens_details: { reasoning_tokens: usage.reasoningTokens },
   };
 }

@@ -100,7 +100,7 @@ export const generationParamsSchema = z.strictObject({
   seed: z.number().int().optional(),
   presencePenalty: z.number().min(-2).max(2).optional(),
   frequencyPenalty: z.number().min(-2).max(2).optional(),
-  reasoningEffort: z.enum(["minimal", "low", "medium", "high"]).optional(),
+  reasoningEffort: z.enum(["none", "minimal", "low", "medium", "high"]).optional(),
   parallelToolCalls: z.boolean().optional(),
 });
 

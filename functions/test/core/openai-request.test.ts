@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseChatCompletionRequest, toExecuteRequest } from "../../src/core/openai-request.js";
+import { inOpenAITerms, parseChatCompletionRequest, toExecuteRequest } from "../../src/core/openai-request.js";
 import { executeRequestSchema, parseOrThrow } from "../../src/core/request.js";
 
 const base = { model: "m", messages: [{ role: "user", content: "hi" }] };
@@ -186,5 +186,21 @@ describe("toExecuteRequest", () => {
     });
     expect(converted({ ...base, response_format: { type: "text" }, tool_choice: "none" })).not.toHaveProperty("responseFormat");
     expect(converted({ ...base, response_format: { type: "json_object" } }).responseFormat).toEqual({ type: "json_object" });
+  });
+});
+
+describe("inOpenAITerms", () => {
+  it.each([
+    ['params.maxTokens: at most 8192 for model "local-pro".', 'max_tokens: at most 8192 for model "local-pro".'],
+    ['params.temperature: model "o4-mini" does not take this parameter.', 'temperature: model "o4-mini" does not take this parameter.'],
+    ['params.presencePenalty: x', "presence_penalty: x"],
+    ['responseFormat: model "local-text" does not support structured output.', 'response_format: model "local-text" does not support structured output.'],
+    ["responseFormat.schema: not a usable JSON Schema (x).", "response_format.json_schema.schema: not a usable JSON Schema (x)."],
+    ["tools[1].parameters: not a usable JSON Schema (x).", "tools[1].function.parameters: not a usable JSON Schema (x)."],
+    ['messages[2].toolCalls: model "local-text" does not support tool calling.', 'messages[2].tool_calls: model "local-text" does not support tool calling.'],
+    ["requestId: 8-128 characters", "Idempotency-Key (header): 8-128 characters"],
+    ['messages[0].content[1]: model "local-text" does not take images.', 'messages[0].content[1]: model "local-text" does not take images.'],
+  ])("%s", (pipeline, openai) => {
+    expect(inOpenAITerms(pipeline)).toBe(openai);
   });
 });

@@ -78,6 +78,24 @@ describe("content parts", () => {
   });
 });
 
+describe("generation params per model", () => {
+  it("a model that refuses a sampling param is refused naming it; a fallback that refuses it is skipped; reasoning effort reaches only reasoning models", async () => {
+    const { run, fail, executions } = setup();
+    // local-pro behaves like OpenAI's reasoning models: no temperature, top_p or penalties.
+    expect(await fail(ask("local-pro", "hi", { params: { temperature: 0.2 } }))).toMatchObject({
+      category: "validation",
+      message: 'params.temperature: model "local-pro" does not take this parameter.',
+    });
+    expect(executions.records.size).toBe(0);
+    const result = await run(ask("local-mini+fail=server,key=skip-pro", "hi", { params: { topP: 0.5 }, fallbackModels: ["local-pro+key=skip-pro", "local-text+key=skip-pro"] }));
+    expect(result.model).toBe("local-text+key=skip-pro");
+    expect(received("skip-pro").map((r) => r.model)).toEqual(["local-mini+fail=server,key=skip-pro", "local-mini+fail=server,key=skip-pro", "local-mini+fail=server,key=skip-pro", "local-mini+fail=server,key=skip-pro", "local-text+key=skip-pro"]);
+    await run(ask("local-pro+key=effort", "hi", { params: { reasoningEffort: "none", seed: 7 } }));
+    await run(ask("local-mini+key=effort", "hi", { params: { reasoningEffort: "low", seed: 7 } }));
+    expect(received("effort").map((r) => [r.reasoning_effort, r.seed])).toEqual([["none", 7], [undefined, 7]]);
+  });
+});
+
 describe("media the server fetches", () => {
   const local = productionCatalog.provider("local")!;
   const allowed = "https://firebasestorage.googleapis.com/v0/b/app/o/cat.png?alt=media";
@@ -249,7 +267,8 @@ describe("generation parameters", () => {
     await run(ask("local-mini+key=p1", "hi", { params }));
     expect(received("p1")[0]).toMatchObject({ seed: 7, presence_penalty: 0.5, frequency_penalty: 0.25 });
     expect(received("p1")[0]).not.toHaveProperty("reasoning_effort");
-    await run(ask("local-pro+key=p2", "hi", { params }));
-    expect(received("p2")[0]).toMatchObject({ reasoning_effort: "low" });
+    // local-pro, like OpenAI's reasoning models, refuses the penalties: only what it takes is sent.
+    await run(ask("local-pro+key=p2", "hi", { params: { seed: 7, reasoningEffort: "low" } }));
+    expect(received("p2")[0]).toMatchObject({ seed: 7, reasoning_effort: "low" });
   });
 });

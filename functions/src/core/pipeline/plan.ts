@@ -1,4 +1,4 @@
-import type { ResolvedModel } from "../catalog.js";
+import type { ResolvedModel, SamplingParam } from "../catalog.js";
 import { ExecutionError } from "../errors.js";
 import { schemaProblem } from "../json-output.js";
 import { planMedia } from "./media.js";
@@ -33,7 +33,7 @@ export async function planExecution(deps: PipelineDeps, input: unknown, uid: str
   if (!modelId) throw new ExecutionError("provider_auth", "No model provider is configured on the server.");
   const primary = deps.catalog.resolve(modelId);
   if (!primary) throw new ExecutionError("not_found", `model: "${modelId}" is not in the catalog (GET /v1/models lists it).`);
-  const needs = requiredCapabilities(request, messages);
+  const needs = requiredCapabilities(request, messages, params);
   const lacking = missingCapability(primary, needs);
   if (lacking) throw new ExecutionError("validation", `${lacking.field}: model "${primary.id}" ${lacking.what}.`);
   if (params.maxTokens !== undefined && params.maxTokens > primary.spec.maxOutputTokens) {
@@ -89,12 +89,16 @@ async function checkSchemas(request: ExecuteRequest): Promise<void> {
 interface Needs {
   /** Each media kind used, with the field of its first use. */
   input: Map<Exclude<InputKind, "text">, string>;
+  /** Generation params the request sets that not every model takes. */
+  params: SamplingParam[];
   tools?: string;
   structuredOutput?: string;
 }
 
-function requiredCapabilities(request: ExecuteRequest, messages: readonly Message[]): Needs {
-  const needs: Needs = { input: new Map() };
+const SAMPLING_PARAMS: readonly SamplingParam[] = ["temperature", "topP", "stop", "seed", "presencePenalty", "frequencyPenalty"];
+
+function requiredCapabilities(request: ExecuteRequest, messages: readonly Message[], params: GenerationParams): Needs {
+  const needs: Needs = { input: new Map(), params: SAMPLING_PARAMS.filter((name) => params[name] !== undefined) };
   messages.forEach((message, i) => {
     if (message.role === "tool") needs.tools ??= `messages[${i}]`;
     if (message.role === "assistant" && message.toolCalls) needs.tools ??= `messages[${i}].toolCalls`;
@@ -118,5 +122,7 @@ function missingCapability(model: ResolvedModel, needs: Needs): { field: string;
   }
   if (needs.tools && !model.capabilities.tools) return { field: needs.tools, what: "does not support tool calling" };
   if (needs.structuredOutput && !model.capabilities.structuredOutput) return { field: needs.structuredOutput, what: "does not support structured output" };
+  const refused = needs.params.find((name) => model.capabilities.unsupportedParams?.includes(name));
+  if (refused) return { field: `params.${refused}`, what: "does not take this parameter" };
   return undefined;
 }
