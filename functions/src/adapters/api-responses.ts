@@ -13,6 +13,8 @@ export function sendError(res: Response, error: unknown): void {
   const failure = classifyError(error);
   const { status, body, retryAfterMs } = errorResponse(failure);
   if (failure.executionId) res.set("x-execution-id", failure.executionId);
+  // The openai SDKs retry what this header says (else every 409, 429 and 5xx, budget_exceeded included).
+  res.set("x-should-retry", String(failure.retryable));
   if (retryAfterMs !== undefined && (failure.category === "rate_limited" || failure.category === "provider_rate_limited")) {
     res.set("retry-after", String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
     res.set("retry-after-ms", String(retryAfterMs));

@@ -15,6 +15,8 @@ const PRICES_CHECKED = "genai-prices@0.1.8";
 // Capabilities as the providers document them for their OpenAI-compatible chat endpoints.
 const VISION_TOOLS_JSON: ModelCapabilities = { input: ["text", "image", "file"], tools: true, structuredOutput: true };
 const GEMINI: ModelCapabilities = { input: ["text", "image", "file", "audio"], tools: true, structuredOutput: true };
+// Gemini counts 258 tokens per 768 px tile of an image; images are scaled into 3072 px: 16 tiles.
+const GEMINI_IMAGE_TOKENS = 16 * 258;
 // OpenAI's reasoning models answer 400 "Unsupported parameter" to sampling controls.
 const REASONING: Pick<ModelCapabilities, "reasoning" | "unsupportedParams"> = { reasoning: true, unsupportedParams: ["temperature", "topP", "presencePenalty", "frequencyPenalty"] };
 
@@ -36,8 +38,9 @@ export const BUILT_IN_PROVIDERS: readonly ProviderSpec[] = [
         maxOutputTokens: 16_384,
         price: { inputPerMTokUsd: 0.15, cachedInputPerMTokUsd: 0.075, outputPerMTokUsd: 0.6, priceVersion: PRICES_CHECKED },
         capabilities: VISION_TOOLS_JSON,
-        // gpt-4o-mini bills images at many more tokens than gpt-4o (same price): 2,833 base + 5,667 a 512 px tile, 4 tiles at most.
-        imageTokens: 25_501,
+        // gpt-4o-mini bills images at many more tokens than gpt-4o (same price): 2,833 base + 5,667 a
+        // 512 px tile; an image is scaled into 2048 px, its short side to 768 px: 768 × 2048 is 8 tiles.
+        imageTokens: 48_169,
       },
       {
         id: "gpt-4.1-mini",
@@ -46,6 +49,8 @@ export const BUILT_IN_PROVIDERS: readonly ProviderSpec[] = [
         maxOutputTokens: 32_768,
         price: { inputPerMTokUsd: 0.4, cachedInputPerMTokUsd: 0.1, outputPerMTokUsd: 1.6, priceVersion: PRICES_CHECKED },
         capabilities: VISION_TOOLS_JSON,
+        // Billed by 32 px patches, at most 1,536 an image, × 1.62 for this model.
+        imageTokens: 2_489,
       },
       {
         id: "gpt-4.1-nano",
@@ -54,6 +59,8 @@ export const BUILT_IN_PROVIDERS: readonly ProviderSpec[] = [
         maxOutputTokens: 32_768,
         price: { inputPerMTokUsd: 0.1, cachedInputPerMTokUsd: 0.025, outputPerMTokUsd: 0.4, priceVersion: PRICES_CHECKED },
         capabilities: VISION_TOOLS_JSON,
+        // At most 1,536 patches × 2.46.
+        imageTokens: 3_779,
       },
       {
         id: "o4-mini",
@@ -62,6 +69,8 @@ export const BUILT_IN_PROVIDERS: readonly ProviderSpec[] = [
         maxOutputTokens: 100_000,
         price: { inputPerMTokUsd: 1.1, cachedInputPerMTokUsd: 0.275, outputPerMTokUsd: 4.4, priceVersion: PRICES_CHECKED },
         capabilities: { ...VISION_TOOLS_JSON, ...REASONING },
+        // At most 1,536 patches × 1.72.
+        imageTokens: 2_642,
         // Reasoning models think before the first visible token.
         timeouts: { firstTokenMs: 120_000, totalMs: 240_000 },
       },
@@ -82,6 +91,7 @@ export const BUILT_IN_PROVIDERS: readonly ProviderSpec[] = [
         maxOutputTokens: 65_536,
         price: { inputPerMTokUsd: 0.3, cachedInputPerMTokUsd: 0.03, outputPerMTokUsd: 2.5, audioInputPerMTokUsd: 1, priceVersion: PRICES_CHECKED },
         capabilities: { ...GEMINI, reasoning: true },
+        imageTokens: GEMINI_IMAGE_TOKENS,
         timeouts: { firstTokenMs: 60_000 },
       },
       {
@@ -91,6 +101,7 @@ export const BUILT_IN_PROVIDERS: readonly ProviderSpec[] = [
         maxOutputTokens: 8_192,
         price: { inputPerMTokUsd: 0.1, cachedInputPerMTokUsd: 0.025, outputPerMTokUsd: 0.4, audioInputPerMTokUsd: 0.7, priceVersion: PRICES_CHECKED },
         capabilities: GEMINI,
+        imageTokens: GEMINI_IMAGE_TOKENS,
       },
     ],
   },
@@ -110,7 +121,7 @@ export const BUILT_IN_PROVIDERS: readonly ProviderSpec[] = [
         maxOutputTokens: 16_384,
         price: { inputPerMTokUsd: 0.15, cachedInputPerMTokUsd: 0.075, outputPerMTokUsd: 0.6, priceVersion: PRICES_CHECKED },
         capabilities: { input: ["text", "image"], tools: true, structuredOutput: true },
-        imageTokens: 25_501,
+        imageTokens: 48_169, // as gpt-4o-mini
       },
       {
         id: "openrouter/anthropic/claude-3.5-haiku",

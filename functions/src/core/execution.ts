@@ -195,3 +195,20 @@ export function finalStatus(category: ErrorCategory): ExecutionStatus {
   if (category === "cancelled") return "cancelled";
   return "failed";
 }
+
+/**
+ * Tool calls as a record keeps them: their arguments share the output's budget
+ * (RECORD_LIMITS.outputChars, what is left after the text), so that a model answering with
+ * huge arguments cannot push the record past Firestore's 1 MiB. The client gets them whole.
+ */
+export function capToolCalls(calls: readonly ToolCall[], outputChars: number): { toolCalls: ToolCall[]; truncated: boolean } {
+  let budget = Math.max(0, RECORD_LIMITS.outputChars - outputChars);
+  let truncated = false;
+  const toolCalls = calls.map((call) => {
+    const kept = call.arguments.length > budget ? call.arguments.slice(0, budget) : call.arguments;
+    if (kept.length < call.arguments.length) truncated = true;
+    budget -= kept.length;
+    return kept === call.arguments ? call : { ...call, arguments: kept };
+  });
+  return { toolCalls, truncated };
+}

@@ -1,7 +1,7 @@
 import { DEFAULT_IMAGE_TOKENS, type ResolvedModel } from "./catalog.js";
 import { computeCost } from "./cost.js";
 import { ExecutionError } from "./errors.js";
-import type { Message, ResponseFormat, ToolSpec } from "./messages.js";
+import { mediaKind, type Message, type ResponseFormat, type ToolSpec } from "./messages.js";
 
 /**
  * Admission: the per-user rate limit, concurrency limit and budgets, decided from state
@@ -235,13 +235,20 @@ export function worstCaseMicros(input: ModelInput, candidates: readonly Resolved
   for (const model of candidates) {
     const inputTokens = inputTokensBound(input, model);
     const outputTokens = Math.min(maxTokens ?? model.spec.maxOutputTokens, model.spec.maxOutputTokens);
+    // With audio in it, any input token may be an audio one, which some providers price higher.
+    const { price } = model.spec;
+    const inputPrice = hasAudio(input) ? Math.max(price.inputPerMTokUsd, price.audioInputPerMTokUsd ?? 0) : price.inputPerMTokUsd;
     const cost = computeCost(
       { inputTokens, outputTokens, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: inputTokens + outputTokens, estimated: true },
-      model.spec.price,
+      { ...price, inputPerMTokUsd: inputPrice },
     );
     worst = Math.max(worst, cost.micros);
   }
   return worst;
+}
+
+function hasAudio(input: ModelInput): boolean {
+  return input.messages.some((m) => typeof m.content !== "string" && m.content !== null && m.content.some((p) => p.type !== "text" && mediaKind(p) === "audio"));
 }
 
 /** UTC periods of the usage ledger: `YYYY-MM-DD` and `YYYY-MM`. */

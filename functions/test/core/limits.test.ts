@@ -122,6 +122,25 @@ describe("worstCaseMicros", () => {
     expect(inputTokensBound(pdf, mini)).toBe(mini.spec.contextWindow);
     expect(inputTokensBound({ messages: [{ role: "user", content: "x".repeat(40_000) }] }, mini)).toBe(mini.spec.contextWindow);
   });
+
+  it("prices an input with audio at the audio price, where the provider's is higher", () => {
+    const flash = catalog.resolve("gemini-2.5-flash")!;
+    const audio = { messages: [{ role: "user" as const, content: [{ type: "file" as const, url: "data:audio/wav;base64,AAAA", mimeType: "audio/wav" }] }] };
+    const pdf = { messages: [{ role: "user" as const, content: [{ type: "file" as const, url: "data:application/pdf;base64,AAAA", mimeType: "application/pdf" }] }] };
+    // Both fill the window; audio tokens cost $1.00 per million on this model, text $0.30.
+    const window = flash.spec.contextWindow;
+    expect(worstCaseMicros(audio, [flash], 1)).toBe(Math.round(window * 1 + 2.5));
+    expect(worstCaseMicros(pdf, [flash], 1)).toBe(Math.round(window * 0.3 + 2.5));
+  });
+
+  it("bounds an image at the most its model bills for one (OpenAI's tile and patch formulas)", () => {
+    // gpt-4o-mini: 2,833 + 5,667 × 8 tiles (768 × 2048 px); patch models: 1,536 patches × their multiplier.
+    expect(catalog.resolve("gpt-4o-mini")!.spec.imageTokens).toBe(2_833 + 5_667 * 8);
+    expect(catalog.resolve("gpt-4.1-mini")!.spec.imageTokens).toBe(Math.ceil(1_536 * 1.62));
+    expect(catalog.resolve("gpt-4.1-nano")!.spec.imageTokens).toBe(Math.ceil(1_536 * 2.46));
+    expect(catalog.resolve("o4-mini")!.spec.imageTokens).toBe(Math.ceil(1_536 * 1.72));
+    for (const { spec } of catalog.models()) if (spec.capabilities?.input.includes("image")) expect(spec.imageTokens, spec.id).toBeDefined();
+  });
 });
 
 describe("usagePeriods", () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createMediaFetcher } from "../../src/adapters/media-fetcher.js";
 import { catalog as productionCatalog } from "../../src/config/catalog.js";
 import { Catalog } from "../../src/core/catalog.js";
+import { capToolCalls, RECORD_LIMITS } from "../../src/core/execution.js";
 import type { ToolCallDelta } from "../../src/core/ports.js";
 import { openAIModelClient } from "../../src/adapters/openai-model-client.js";
 import { ask, expectLedgerBalanced, provider, settings, setup, useLocalProvider } from "../support/pipeline.js";
@@ -75,6 +76,27 @@ describe("content parts", () => {
     expect(received("inlined")[0]!.messages[0]!.content).toEqual([{ type: "image_url", image_url: { url: "data:image/png;base64,AQID" } }]);
     const refused = await fail({ model: "local-mini", messages: [{ role: "user", content: [{ type: "image", url: "https://127.0.0.1/secret.png" }] }] });
     expect(refused).toMatchObject({ category: "validation", message: expect.stringContaining("messages[0].content[0].url: the host 127.0.0.1 is not allowed") });
+  });
+});
+
+describe("records and logs of rich requests", () => {
+  it("with LOG_PROMPTS, the log line has the text and media by reference, never a data URL's bytes", async () => {
+    const { run, logger } = setup({ settings: { logPrompts: true } });
+    await run({ model: "local-mini", messages: [{ role: "user", content: [{ type: "text", text: "what is this" }, { type: "image", url: png }] }] });
+    const line = logger.entries.find((e) => e.message === "execution.succeeded")!;
+    expect(line.fields.input).toEqual([{ role: "user", content: [{ type: "text", text: "what is this" }, { type: "image", bytes: 8, mimeType: "image/png" }] }]);
+    expect(JSON.stringify(logger.entries)).not.toContain("iVBORw0KGgo");
+  });
+
+  it("tool-call arguments share the record's output budget; the client gets them whole", () => {
+    const calls = [
+      { id: "a", name: "f", arguments: "x".repeat(60_000) },
+      { id: "b", name: "g", arguments: "y".repeat(60_000) },
+    ];
+    const { toolCalls, truncated } = capToolCalls(calls, 10_000);
+    expect(truncated).toBe(true);
+    expect(toolCalls.map((c) => c.arguments.length)).toEqual([60_000, RECORD_LIMITS.outputChars - 10_000 - 60_000]);
+    expect(capToolCalls(calls.slice(0, 1), 0)).toEqual({ toolCalls: calls.slice(0, 1), truncated: false });
   });
 });
 

@@ -1,7 +1,8 @@
 import { computeCost, type Cost } from "../cost.js";
 import { ExecutionError } from "../errors.js";
 import { storedTurn } from "../conversation.js";
-import { capOutput, finalStatus, type Execution, type ExecutionResult, type RecordedMessage } from "../execution.js";
+import { capOutput, capToolCalls, finalStatus, type Execution, type ExecutionResult, type RecordedMessage } from "../execution.js";
+import type { ToolCall } from "../messages.js";
 import type { AdmissionTicket, Clock } from "../ports.js";
 import { backoffDelay } from "../retry.js";
 import { sleep } from "../timeout.js";
@@ -41,8 +42,7 @@ export function finalRecord(plan: Plan, outcome: Outcome, context: SettleContext
     status: failure ? finalStatus(failure.category) : "succeeded",
     model: model.id,
     provider: model.provider.id,
-    ...capOutput(final?.text ?? ""),
-    ...(final && final.toolCalls.length > 0 ? { toolCalls: final.toolCalls } : {}),
+    ...recordedOutput(final?.text ?? "", final?.toolCalls ?? []),
     finishReason: failure ? (final?.finishReason ?? null) : (final?.finishReason ?? "stop"),
     usage: sumUsage(outcome.outputs.map((o) => o.usage)),
     cost,
@@ -52,6 +52,14 @@ export function finalRecord(plan: Plan, outcome: Outcome, context: SettleContext
     latencyMs: completedAt - context.startedAt,
     ttftMs: firstOutputAt === undefined ? null : firstOutputAt - context.startedAt,
   };
+}
+
+/** The output and tool calls as the record keeps them, within RECORD_LIMITS together. */
+function recordedOutput(text: string, calls: readonly ToolCall[]): Pick<Execution, "output" | "outputTruncated" | "toolCalls"> {
+  const capped = capOutput(text);
+  if (calls.length === 0) return capped;
+  const { toolCalls, truncated } = capToolCalls(calls, capped.output.length);
+  return { ...capped, toolCalls, outputTruncated: capped.outputTruncated || truncated };
 }
 
 /**
@@ -87,7 +95,8 @@ export async function settleExecution(deps: PipelineDeps, plan: Plan, outcome: O
     costMicros: final.cost!.micros,
     ...(final.toolCalls ? { toolCalls: final.toolCalls.length } : {}),
     ...(failure ? { category: failure.category } : {}),
-    ...(plan.settings.logPrompts ? { input: plan.messages, output: final.output } : {}),
+    // With LOG_PROMPTS, the text: media by reference, as records keep it (never a data URL's bytes in a log line).
+    ...(plan.settings.logPrompts ? { input: final.input, output: final.output } : {}),
   };
   if (failure) {
     deps.logger[failure.category === "internal" ? "error" : "warn"]("execution.failed", {
@@ -106,7 +115,8 @@ export async function settleExecution(deps: PipelineDeps, plan: Plan, outcome: O
     provider: final.provider,
     output: outcome.final?.text ?? "",
     finishReason: final.finishReason ?? "stop",
-    ...(final.toolCalls ? { toolCalls: final.toolCalls } : {}),
+    // The client gets the tool calls whole, whatever the record had room for.
+    ...(outcome.final && outcome.final.toolCalls.length > 0 ? { toolCalls: outcome.final.toolCalls } : {}),
     ...(final.conversation ? { conversationId: final.conversation.id } : {}),
     ...(outcome.json !== undefined ? { json: outcome.json } : {}),
     usage,
