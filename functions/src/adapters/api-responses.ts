@@ -52,6 +52,8 @@ export function listModels(res: Response, catalog: Catalog, isConfigured: (provi
             input: capabilities.input,
             tools: capabilities.tools,
             structuredOutput: capabilities.structuredOutput,
+            // In OpenAI's names: what a request to this model must not set.
+            ...(capabilities.unsupportedParams ? { unsupportedParams: capabilities.unsupportedParams.map((p) => p.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)) } : {}),
             contextWindow: spec.contextWindow,
             maxOutputTokens: spec.maxOutputTokens,
           },

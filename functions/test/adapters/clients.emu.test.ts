@@ -149,8 +149,8 @@ describe("LangChain JS (@langchain/openai)", () => {
 
   it("withStructuredOutput", async () => {
     const answer = await chat().withStructuredOutput(z.object({ title: z.string() }), { name: "book" }).invoke("dune");
-    expect(answer).toHaveProperty("title");
-    expect(typeof answer.title).toBe("string");
+    // The local provider answers the minimal instance of the schema, its strings the prompt's text.
+    expect(answer).toEqual({ title: "dune" });
   });
 });
 

@@ -239,3 +239,37 @@ describe("reliability round 2 through the emulator (callable)", () => {
     expect(answer.body.error).toMatchObject({ status: "INVALID_ARGUMENT", message: expect.stringContaining("nested more than 64 levels deep") });
   });
 });
+
+describe("rich prompts on Firestore (callable)", () => {
+  const weather = { name: "weather", description: "Today's weather", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } };
+
+  it("a stream cut in the middle of tool-call arguments: the client had part of the call, the record keeps it, the ledger balances", async () => {
+    const fresh = await signedInClient();
+    const run = callable<unknown, ExecutionResult, ExecuteChunk>(fresh.functions, "executePrompt");
+    const { stream, data } = await run.stream(ask("local-mini+fail=cut_tool", "hi", { tools: [weather], toolChoice: "required" }));
+    const result = rejection(data);
+    const argumentsSeen: string[] = [];
+    await rejection(
+      (async () => {
+        for await (const chunk of stream) if (chunk.type === "tool_call") argumentsSeen.push(chunk.argumentsDelta);
+      })(),
+    );
+    const error = await result;
+    expect(error.code).toBe("functions/unavailable");
+    const executionId = (error.details as { executionId: string }).executionId;
+    const record = await executionRecord(fresh.uid, executionId);
+    expect(record).toMatchObject({ status: "failed", error: { category: "network" }, toolCalls: [{ id: "call_1_0", name: "weather" }] });
+    const kept = (record!.toolCalls as { arguments: string }[])[0]!.arguments;
+    // What the client received is what the record keeps: a start of the arguments, not the whole.
+    expect(kept).toBe(argumentsSeen.join(""));
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept).not.toBe('{"city":""}');
+    // The ledger: this execution alone, its true cost, no reservation left.
+    const month = new Date().toISOString().slice(0, 7);
+    const usage = (await adminDb().doc(`users/${fresh.uid}/usage/${month}`).get()).data();
+    expect(usage).toMatchObject({ requests: 1, failed: 1, succeeded: 0, costMicros: (record!.cost as { micros: number }).micros });
+    expect((record!.cost as { micros: number }).micros).toBeGreaterThan(0);
+    const limits = (await adminDb().doc(`users/${fresh.uid}/limits/current`).get()).data();
+    expect(Object.keys((limits?.reservations as Record<string, unknown>) ?? {})).toEqual([]);
+  });
+});

@@ -129,6 +129,18 @@ describe("bad requests", () => {
     expect(image.status).toBe(400);
   });
 
+  it("names the pipeline's refusals in OpenAI's fields, and says which errors to retry (x-should-retry)", async () => {
+    const sampling = await chat(functionUrl("api"), JSON.stringify({ model: "local-pro", temperature: 0.3, messages: [{ role: "user", content: "x" }] }));
+    expect(sampling.status).toBe(400);
+    expect(sampling.headers.get("x-should-retry")).toBe("false");
+    expect(((await sampling.json()) as { error: { message: string } }).error.message).toBe('temperature: model "local-pro" does not take this parameter.');
+    const tooLong = await chat(functionUrl("api"), JSON.stringify({ model: "local-mini", max_tokens: 999_999, messages: [{ role: "user", content: "x" }] }));
+    expect(((await tooLong.json()) as { error: { message: string } }).error.message).toBe('max_tokens: at most 4096 for model "local-mini".');
+    const overloaded = await chat(functionUrl("api"), JSON.stringify({ model: "local-mini+fail=server", messages: [{ role: "user", content: "x" }] }));
+    expect(overloaded.status).toBe(503);
+    expect(overloaded.headers.get("x-should-retry")).toBe("true");
+  });
+
   it("refuses a body over the size limit with 413 (deployed handler)", async () => {
     const huge = JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "x".repeat(11 * 1024 * 1024) }] });
     const response = await chat(`${host.url}/api`, huge);
@@ -147,6 +159,7 @@ describe("bad requests", () => {
       capabilities: { input: ["text", "image", "file", "audio"], tools: true, structuredOutput: true, contextWindow: 32_768, maxOutputTokens: 4_096 },
     });
     expect(body.data.find((m) => m.id === "local-text")).toMatchObject({ capabilities: { input: ["text"], tools: false, structuredOutput: false } });
+    expect(body.data.find((m) => m.id === "local-pro")).toMatchObject({ capabilities: { unsupportedParams: ["temperature", "top_p", "presence_penalty", "frequency_penalty"] } });
     // No key for OpenAI, Gemini or OpenRouter, no URL for Ollama here: none of theirs is listed.
     expect(new Set(body.data.map((m) => m.owned_by))).toEqual(new Set(["local"]));
   });

@@ -118,6 +118,23 @@ describe("generation params per model", () => {
   });
 });
 
+describe("limits of rich requests", () => {
+  it("refuses more than 10 MiB of strings in all, data URLs included, before recording anything", async () => {
+    const { fail, executions } = setup();
+    // Four data URLs of ~3 MiB each: each within its own 5 MiB limit, together over the request's.
+    const big = `data:image/png;base64,${"A".repeat(4 * 1024 * 1024)}`;
+    const error = await fail({ model: "local-mini", messages: [{ role: "user", content: Array.from({ length: 4 }, () => ({ type: "image", url: big })) }] });
+    expect(error.category).toBe("validation");
+    expect(error.message).toMatch(/^request: at most 10485760 bytes in all, got \d+\.$/);
+    expect(executions.records.size).toBe(0);
+  });
+
+  it("a model without tool calling is refused naming the field and the model", async () => {
+    const weatherTool = { name: "weather", parameters: { type: "object" } };
+    expect(await setup().fail(ask("local-text", "hi", { tools: [weatherTool] }))).toMatchObject({ category: "validation", message: 'tools: model "local-text" does not support tool calling.' });
+  });
+});
+
 describe("media the server fetches", () => {
   const local = productionCatalog.provider("local")!;
   const allowed = "https://firebasestorage.googleapis.com/v0/b/app/o/cat.png?alt=media";

@@ -103,6 +103,7 @@ describe("executeRequestSchema: content parts, tools and response formats (v1.1)
     [user([{ type: "video", url: png }]), "messages[0].content[0].type"],
     [user([{ type: "image", url: `data:image/png;base64,${"A".repeat(5 * 1024 * 1024 * 1.4)}` }]), "bytes per data URL"],
     [user(Array.from({ length: 17 }, () => ({ type: "image", url: png }))), "at most 16 images, files or audio"],
+    [user(Array.from({ length: 65 }, () => ({ type: "text", text: "x" }))), "messages: at most 64 content parts in all, got 65"],
     [user([]), "messages[0].content"],
     [{ messages: [{ role: "user", content: "hi" }, { role: "tool", toolCallId: "call_9", content: "x" }] }, 'messages[1].toolCallId: "call_9" answers no tool call'],
     [{ messages: [{ role: "system", content: [{ type: "image", url: png }] }, { role: "user", content: "hi" }] }, "messages[0].content"],
