@@ -62,15 +62,17 @@ export function setupConversations(onMessages: (executionIds: string[]) => void)
 
   remove.addEventListener("click", async () => {
     if (!current) return;
+    let outcome: string;
     try {
       const { data } = await deleteConversation({ conversationId: current });
-      note.textContent = `Deleted, with its ${data.deletedMessages} messages.`;
+      outcome = `Deleted, with its ${data.deletedMessages} messages.`;
       pick(undefined);
     } catch (error) {
       const shown = describeError(error);
-      note.textContent = `Not deleted: ${shown.category}${shown.retryable ? " (try again in a moment)" : ""}.`;
+      outcome = `Not deleted: ${shown.category}${shown.retryable ? " (try again in a moment)" : ""}.`;
     }
     await refresh();
+    note.textContent = outcome;
   });
 
   return {

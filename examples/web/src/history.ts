@@ -7,13 +7,13 @@ import { contentText, formatUsd } from "./format";
 function row(id: string, record: ExecutionRecord): HTMLLIElement {
   const question = contentText(record.input?.filter((m) => m.role === "user").at(-1)?.content);
   const when = record.createdAt?.toDate().toLocaleTimeString() ?? "";
-  const outcome = record.error ? `${record.error.category}: ${record.error.message}` : (record.output ?? "");
   return el(
     "li",
     { "data-execution-id": id },
     el("div", {}, el("span", { class: `status ${record.status}` }, record.status), el("span", { class: "model" }, record.model), el("time", {}, when)),
     el("div", { class: "question" }, question),
-    el("div", { class: record.error ? "outcome error-text" : "outcome" }, outcome),
+    el("div", { class: "output" }, record.output ?? ""), // partial when it failed or was cancelled
+    ...(record.error ? [el("div", { class: "error-text" }, `${record.error.category}: ${record.error.message}`)] : []),
     el(
       "div",
       { class: "numbers" },
