@@ -9,8 +9,7 @@ function usageRow(label: string, id: string, usage: Usage): HTMLTableRowElement 
     "tr",
     { id },
     el("th", {}, label),
-    el("td", { class: "requests" }, String(usage.requests)),
-    el("td", {}, `${usage.succeeded} ok · ${usage.failed} failed`),
+    el("td", {}, el("span", { class: "requests" }, String(usage.requests)), el("span", { class: "note" }, ` (${usage.succeeded} ok, ${usage.failed} failed)`)),
     el("td", {}, `${usage.inputTokens} in · ${usage.outputTokens} out`),
     el("td", { class: "cost" }, formatUsd(usage.costUsd)),
   );
