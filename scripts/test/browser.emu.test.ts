@@ -196,6 +196,18 @@ describe("the example web app in Chromium", { timeout: 120_000 }, () => {
     expect(await page.isDisabled("#stop")).toBe(true);
   });
 
+  it("Stop before the first token cancels the execution by its requestId", async () => {
+    const page = await openApp();
+    await signInAnonymously(page);
+    await send(page, "Anyone there?", "local-mini+latency=15000"); // no start chunk, so no executionId, for 15 s
+    await until(page, "#history li .status", "running");
+    await page.click("#stop");
+    await until(page, "#status", "Stopped: the execution ended cancelled.");
+    await until(page, "#history li .status", "cancelled");
+    expect(await page.getAttribute("#history li", "data-execution-id")).toMatch(/^rq_/);
+    expect(await text(page, "#answer")).toBe("");
+  });
+
   it("an attached image reaches the provider as an image part", async () => {
     const page = await openApp();
     await signInAnonymously(page);
