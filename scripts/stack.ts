@@ -11,6 +11,7 @@ import { declaredParams, writeMissingParams } from "./stack/local-params.js";
 import { quietOutput } from "./stack/quiet-output.js";
 import { choosePorts, type Ports } from "./stack/ports.js";
 import { StackError, startProcess, startReaper, waitUntil, type ManagedProcess } from "./stack/processes.js";
+import { startWebApp, webAppPort } from "./stack/web-app.js";
 
 /**
  * One launcher for the local stack: the local model provider, the Firestore emulator
@@ -256,7 +257,7 @@ function runCommand(command: string, env: StackEnv): Promise<number> {
   });
 }
 
-function printWelcome(stack: Stack): void {
+function printWelcome(stack: Stack, webAppUrl: string): void {
   const fn = stack.env.FUNCTIONS_BASE_URL;
   const auth = stack.env.FIREBASE_AUTH_EMULATOR_HOST;
   const firestore = stack.plan.kind === "jar" ? `Cloud SDK jar on Java ${stack.plan.javaVersion}` : `firebase-tools on Java ${stack.plan.javaVersion}`;
@@ -267,6 +268,7 @@ function printWelcome(stack: Stack): void {
     [
       "",
       `Local backend is up (project ${PROJECT}).`,
+      `  Web app          ${webAppUrl}   (examples/web: the example chat app)`,
       `  Callable         ${fn}/executePrompt   (firebase SDK: connectFunctionsEmulator(functions, "127.0.0.1", ${stack.ports.functions}))`,
       `  HTTPS api        ${fn}/api   (GET /health)`,
       `  Local provider   ${stack.env.LOCAL_PROVIDER_URL}   (OpenAI-compatible, no key needed)`,
@@ -288,12 +290,15 @@ function printWelcome(stack: Stack): void {
 async function main(argv: string[]): Promise<number> {
   const [mode, ...rest] = argv;
   if (mode === "start") {
+    const webPort = await webAppPort();
     const stack = await startStack({ ports: "fixed", echo: true });
     if (stopping) await new Promise(() => {}); // stopped while starting: the teardown exits
     mkdirSync(join(ROOT, ".emulators"), { recursive: true });
     writeFileSync(STATE_FILE, JSON.stringify(stack.env, null, 2));
     cleanups.push(async () => rmSync(STATE_FILE, { force: true }));
-    printWelcome(stack);
+    const webApp = await startWebApp(stack.env, { port: webPort });
+    cleanups.push(() => webApp.close());
+    printWelcome(stack, webApp.url);
     await new Promise(() => {}); // until a signal arrives
   }
   if (mode === "exec") {
