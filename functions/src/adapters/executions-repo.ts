@@ -4,7 +4,7 @@ import type { Execution, RecordedMessage } from "../core/execution.js";
 import { GlobalBudgetGate, type GlobalHold } from "../core/global-budget.js";
 import { idempotencyDecision, priorRunsOf } from "../core/idempotency.js";
 import { abandoned, ABANDONED_DELTA, usageDelta, type UsageTotals } from "../core/ledger.js";
-import { decideAdmission, partitionReservations, usagePeriods } from "../core/limits.js";
+import { decideAdmission, headroomAfter, partitionReservations, usagePeriods } from "../core/limits.js";
 import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore } from "../core/ports.js";
 import { systemClock } from "../core/ports.js";
 import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, settleConversation } from "./conversations-repo.js";
@@ -253,6 +253,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           throw error;
         }
         hold?.committed();
+        const headroom = headroomAfter(account, limits, now, reserveMicros, globalBudget === null ? null : globalBudget - global.total(month));
         // Write times of the last two writes: the conversation (when held) and the record. Settlement
         // commits over exactly these versions, so that it is idempotent and never appends to a turn it lost.
         const version = results.at(-1)!.writeTime;
@@ -265,6 +266,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
             version,
             ...(turn ? { conversation: { id: turn.id, nextSeq: conversation?.nextSeq ?? 0, version: results.at(-2)!.writeTime, expireAt: turn.expireAt.getTime() } } : {}),
           },
+          headroom,
           ...(record.prior ? { prior: record.prior } : {}),
           ...(history ? { history } : {}),
         };
@@ -316,6 +318,10 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
      * meanwhile closed as abandoned (settlement outlived the reservation), the settlement
      * replaces that closure, counting only the difference in the ledger.
      */
+    async recordUnadmitted(uid: string, execution: Execution): Promise<void> {
+      await recordUnadmitted(await db(), await fieldValues(), addToLedger, options.globalShards, uid, execution);
+    },
+
     async finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<void> {
       const firestore = await db();
       const FV = await fieldValues();
@@ -385,6 +391,31 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
       }
     },
   };
+}
+
+/**
+ * An execution that called a provider without being admitted (a speculative start that
+ * admission refused): its record and its cost in the ledger, one commit. `create`, so that a
+ * repeat changes nothing; no lane is written (nothing was reserved). Appended to the store by
+ * firestoreExecutionStore below.
+ */
+async function recordUnadmitted(
+  firestore: Firestore,
+  FV: FieldValues,
+  addToLedger: (batch: WriteBatch, firestore: Firestore, FV: FieldValues, at: { uid: string; lane: number; delta: UsageTotals; time: number; shard: number }) => void,
+  shards: number,
+  uid: string,
+  execution: Execution,
+): Promise<void> {
+  const batch = firestore.batch();
+  batch.create(firestore.doc(paths.execution(uid, execution.id)), toDoc(execution));
+  addToLedger(batch, firestore, FV, { uid, lane: 0, delta: usageDelta(execution), time: execution.completedAt?.getTime() ?? Date.now(), shard: Math.floor(Math.random() * shards) });
+  try {
+    await batch.commit();
+  } catch (error) {
+    // Already recorded (a repeat after an unknown outcome): nothing more to count.
+    if ((error as { code?: unknown }).code !== 6) throw error;
+  }
 }
 
 /** A version as the ticket carries it: a Timestamp, or its JSON form after a trip through a log (`execution.unsettled`). */

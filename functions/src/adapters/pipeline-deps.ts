@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { ProviderSpec } from "../core/catalog.js";
 import type { PipelineDeps, PipelineSettings } from "../core/pipeline/index.js";
+import { SpeculationGate } from "../core/pipeline/speculation.js";
 import type { ModelClient } from "../core/ports.js";
 import { catalog } from "../config/catalog.js";
 import type { LimitSettings } from "../core/limits.js";
@@ -21,6 +22,7 @@ import {
   retryBaseDelayMs,
   retryMaxDelayMs,
   retryMaxRetries,
+  speculativeStart,
 } from "../config/params.js";
 import { providerConnection, resolveDefaultModelId } from "../config/providers.js";
 import { firestoreCancelChannel, type CancelChannel, type CancelDeps } from "./cancellation.js";
@@ -120,6 +122,8 @@ export function productionDeps(): PipelineDeps {
     settings: settingsFromParams,
     newId: newExecutionId,
     logger: cloudLogger,
+    // One per instance: what this instance knows about its users' room (core/pipeline/speculation.ts).
+    speculation: new SpeculationGate(undefined, () => speculativeStart.value()),
   };
   return deps;
 }

@@ -89,6 +89,11 @@ export const readinessPublic = boolean(
   "Let anyone call GET /health/ready (else admins only); provider answers are cached for a minute either way.",
 );
 export const logPrompts = boolean("LOG_PROMPTS", false, "Include prompt and output text in logs. Leave off in production.");
+export const speculativeStart = boolean(
+  "SPECULATIVE_START",
+  true,
+  "Call the provider while admission's Firestore round trips run, for users this instance knows to have room; output waits for admission (docs/benchmarks.md).",
+);
 export const conversationTtlDays = int(
   "CONVERSATION_TTL_DAYS",
   90,

@@ -74,6 +74,11 @@ export interface Execution {
   prior?: PriorRuns;
   /** The server instance running it (for cancelExecution). */
   instance?: string;
+  /**
+   * Called the provider before admission, and admission refused it: the upstream call was
+   * aborted before any output reached the client; the record keeps what it may have cost.
+   */
+  speculative?: boolean;
   /** A turn of a server-side conversation: which, and how many stored messages were sent before the new turn. */
   conversation?: { id: string; historyMessages: number };
   /**

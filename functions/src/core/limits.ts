@@ -256,3 +256,33 @@ export function usagePeriods(at: number): { day: string; month: string } {
   const iso = new Date(at).toISOString();
   return { day: iso.slice(0, 10), month: iso.slice(0, 7) };
 }
+
+/**
+ * What was left for a user right after one of their admissions: this instance's basis for
+ * starting that user's next request before its admission has committed
+ * (pipeline/speculation.ts). Approximate by nature (other instances admit too); admission
+ * itself stays the only decision.
+ */
+export interface Headroom {
+  /** Admissions still allowed in the rate window. */
+  requests: number;
+  /** Executions that may still start while the live ones run. */
+  concurrent: number;
+  /** Budget left after settled spending and live reservations; null = no limit. */
+  budgetMicros: number | null;
+  /** The global budget left, as this instance last saw it; null = no global budget. */
+  globalMicros: number | null;
+}
+
+/** The headroom after admitting `reserveMicros` for a user whose state (before it) was `account`. */
+export function headroomAfter(account: AccountState, settings: LimitSettings, now: number, reserveMicros: number, globalMicros: number | null): Headroom {
+  const limits = effectiveLimits(account, settings);
+  const { live, reservedMicros } = partitionReservations(account.reservations, now);
+  const budget = effectiveBudgetMicros(account, settings);
+  return {
+    requests: limits.perMinute - recentWithinWindow(account.recent, now).length - 1,
+    concurrent: limits.maxConcurrent - Object.keys(live).length - 1,
+    budgetMicros: budget === null ? null : budget - account.spentMicros - reservedMicros - reserveMicros,
+    globalMicros,
+  };
+}

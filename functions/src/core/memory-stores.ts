@@ -3,7 +3,7 @@ import type { Execution, RecordedMessage } from "./execution.js";
 import { idempotencyDecision, priorRunsOf } from "./idempotency.js";
 import { abandoned, ABANDONED_DELTA, EMPTY_TOTALS, usageDelta, type UsageTotals } from "./ledger.js";
 import { ExecutionError } from "./errors.js";
-import { decideAdmission, usagePeriods, type AccountState, type Reservation } from "./limits.js";
+import { decideAdmission, headroomAfter, usagePeriods, type AccountState, type Reservation } from "./limits.js";
 import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, Logger, PromptStore } from "./ports.js";
 import type { PromptTemplate } from "./templates.js";
 
@@ -79,21 +79,16 @@ export class MemoryExecutionStore implements ExecutionStore {
       const conversation = turn ? this.conversations.get(`${uid}/${turn.id}`) : undefined;
       if (turn) checkTurnFree(conversation?.doc, execution.id, now);
       const reserveMicros = turn ? turn.reserveFor(conversation?.doc.historyBytes ?? 0) : request.reserveMicros;
-      const admission = decideAdmission({
-        executionId: execution.id,
-        now,
-        reserveMicros,
-        expireAt: request.expireAt,
-        account: { ...account, spentMicros: this.totals(`${uid}/${month}`).costMicros } satisfies AccountState,
-        settings: limits,
-      });
+      const state = { ...account, spentMicros: this.totals(`${uid}/${month}`).costMicros } satisfies AccountState;
+      const admission = decideAdmission({ executionId: execution.id, now, reserveMicros, expireAt: request.expireAt, account: state, settings: limits });
       const global = limits.globalMonthlyBudgetUsd === null ? undefined : this.reservedGlobally(month);
+      let globalLeft: number | null = null;
       if (global) {
         const committed = this.totals(`global/${month}`).costMicros + [...global.values()].reduce((a, b) => a + b, 0);
-        if (committed + reserveMicros > Math.round(limits.globalMonthlyBudgetUsd! * 1_000_000)) {
-          throw new ExecutionError("budget_exceeded", "The service's monthly budget is spent; try again next month.");
-        }
+        globalLeft = Math.round(limits.globalMonthlyBudgetUsd! * 1_000_000) - committed - reserveMicros;
+        if (globalLeft < 0) throw new ExecutionError("budget_exceeded", "The service's monthly budget is spent; try again next month.");
       }
+      const headroom = headroomAfter(state, limits, now, reserveMicros, globalLeft);
       const close = (id: string) => {
         this.add(`${uid}/${month}`, ABANDONED_DELTA);
         this.add(`${uid}/${day}`, ABANDONED_DELTA);
@@ -121,7 +116,7 @@ export class MemoryExecutionStore implements ExecutionStore {
         held = { id: turn.id, nextSeq: entry.doc.nextSeq, expireAt: turn.expireAt.getTime() };
       }
       const ticket: AdmissionTicket = { reservedMicros: reserveMicros, ...(global ? { globalShard: 0 } : {}), ...(held ? { conversation: held } : {}) };
-      return { kind: "admitted", ticket, ...(existing ? { prior: execution.prior } : {}), ...(history ? { history } : {}) } as const;
+      return { kind: "admitted", ticket, headroom, ...(existing ? { prior: execution.prior } : {}), ...(history ? { history } : {}) } as const;
     });
   }
 
@@ -159,6 +154,19 @@ export class MemoryExecutionStore implements ExecutionStore {
       this.add(`global/${month}`, delta);
       delete this.account(uid).reservations[execution.id];
       if (ticket.globalShard !== undefined) for (const reserved of this.globalReserved.values()) reserved.delete(execution.id);
+    });
+  }
+
+  recordUnadmitted(uid: string, execution: Execution): Promise<void> {
+    this.roundTrips += 1;
+    return this.serialized(uid, () => {
+      if (this.records.has(`${uid}/${execution.id}`)) return;
+      const { month, day } = usagePeriods(execution.completedAt?.getTime() ?? Date.now());
+      const delta = usageDelta(execution);
+      this.records.set(`${uid}/${execution.id}`, { ...execution });
+      this.add(`${uid}/${month}`, delta);
+      this.add(`${uid}/${day}`, delta);
+      this.add(`global/${month}`, delta);
     });
   }
 

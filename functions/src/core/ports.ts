@@ -1,7 +1,7 @@
 import type { ResolvedModel } from "./catalog.js";
 import type { StoredMessage } from "./conversation.js";
 import type { Execution, PriorRuns, RecordedMessage } from "./execution.js";
-import type { LimitSettings } from "./limits.js";
+import type { Headroom, LimitSettings } from "./limits.js";
 import type { InputKind, Message, ResponseFormat, ToolChoice, ToolSpec } from "./messages.js";
 import type { GenerationParams } from "./request.js";
 import type { PromptTemplate } from "./templates.js";
@@ -100,6 +100,8 @@ export type Admission =
   | {
       kind: "admitted";
       ticket: AdmissionTicket;
+      /** What is left for the user after this admission (the speculative start's basis). */
+      headroom?: Headroom;
       /** When the requestId's earlier run is rerun: what it (and its own earlier runs) cost, now carried by the record. */
       prior?: PriorRuns;
       /** With a conversation: its newest stored messages, oldest first. */
@@ -108,6 +110,12 @@ export type Admission =
   | { kind: "replay"; execution: Execution };
 
 export interface ExecutionStore {
+  /**
+   * Records an execution that was never admitted but still called a provider (a speculative
+   * start aborted because admission refused, pipeline/speculation.ts): the finished record and
+   * its cost in the usage ledger, in one commit. No reservation is involved.
+   */
+  recordUnadmitted(uid: string, execution: Execution): Promise<void>;
   /**
    * Atomically (one transaction): idempotency, rate and concurrency limits, budget
    * reservations (user and global), reclaiming abandoned reservations, and the `running`

@@ -2,14 +2,14 @@ import { ExecutionError } from "../errors.js";
 import { runningExecution, type Execution } from "../execution.js";
 import { executionIdFor, requestFingerprint } from "../idempotency.js";
 import { CONVERSATION_LIMITS, conversationTitle, type StoredMessage } from "../conversation.js";
-import { worstCaseMicros } from "../limits.js";
+import { worstCaseMicros, type Headroom } from "../limits.js";
 import type { AdmissionTicket, ConversationTurn } from "../ports.js";
 import { describeCause } from "./log.js";
 import type { PipelineDeps, Plan } from "./types.js";
 
 export type Admitted =
   | { kind: "replay"; execution: Execution }
-  | { kind: "admitted"; running: Execution; ticket: AdmissionTicket; startedAt: number; history: StoredMessage[] };
+  | { kind: "admitted"; running: Execution; ticket: AdmissionTicket; startedAt: number; history: StoredMessage[]; headroom?: Headroom };
 
 /**
  * Admit: the one awaited step before the provider. Limits, the budget reservation (the
@@ -17,9 +17,22 @@ export type Admitted =
  * atomically in the store. Refusals are client-facing ExecutionErrors; anything else the
  * store throws is ours, logged and answered as `internal`.
  */
-export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string, startedAt: number, instance?: string): Promise<Admitted> {
+/** The id the execution's record gets: from the requestId when there is one. */
+export function executionIdOf(deps: PipelineDeps, plan: Plan): string {
+  return plan.request.requestId ? executionIdFor(plan.request.requestId) : deps.newId();
+}
+
+/** What admission reserves: the execution's worst case on the dearest candidate (a conversation adds its history in the store). */
+export function reservationOf(plan: Plan): number {
+  return worstCaseMicros(modelInputOf(plan), plan.candidates.map((c) => c.model), plan.params.maxTokens);
+}
+
+function modelInputOf(plan: Plan) {
+  return { messages: plan.messages, ...(plan.tools ? { tools: plan.tools } : {}), ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}) };
+}
+
+export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string, startedAt: number, id: string, instance?: string): Promise<Admitted> {
   const { request, candidates, settings } = plan;
-  const id = request.requestId ? executionIdFor(request.requestId) : deps.newId();
   const first = candidates[0]!.model;
   const running = runningExecution({
     id,
@@ -34,7 +47,7 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
     ...(plan.tools ? { tools: plan.tools } : {}),
     ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}),
   });
-  const input = { messages: plan.messages, ...(plan.tools ? { tools: plan.tools } : {}), ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}) };
+  const input = modelInputOf(plan);
   const models = candidates.map((c) => c.model);
   const conversation: ConversationTurn | undefined = request.conversationId
     ? {
@@ -51,7 +64,7 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
     const admission = await deps.executions.admit({
       uid,
       execution: running,
-      reserveMicros: worstCaseMicros(input, models, plan.params.maxTokens),
+      reserveMicros: reservationOf(plan),
       ...(conversation ? { conversation } : {}),
       expireAt: startedAt + plan.timeLimitMs + settings.limits.reservationGraceMs,
       limits: settings.limits,
@@ -64,6 +77,7 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
       ticket: admission.ticket,
       startedAt,
       history: admission.history ?? [],
+      ...(admission.headroom ? { headroom: admission.headroom } : {}),
     };
   } catch (error) {
     if (error instanceof ExecutionError) throw error;

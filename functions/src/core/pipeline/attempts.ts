@@ -103,7 +103,20 @@ function paramsFor(model: ResolvedModel, params: GenerationParams): GenerationPa
 export async function runAttempts(
   deps: PipelineDeps,
   plan: Plan,
-  run: { executionId: string; startedAt: number; clock: Clock; signal: AbortSignal; options: ExecuteOptions },
+  run: {
+    executionId: string;
+    startedAt: number;
+    clock: Clock;
+    signal: AbortSignal;
+    options: ExecuteOptions;
+    /**
+     * A speculative start (speculation.ts): output is held until this resolves, and reaches
+     * the client only when it resolves true (admission committed); false (refused) drops it.
+     * Held output has reached no one, so an attempt that fails before the release is retried
+     * as if it had produced nothing visible.
+     */
+    release?: Promise<boolean>;
+  },
 ): Promise<Outcome> {
   const { clock, options } = run;
   const streaming = isStreaming(options);
@@ -123,6 +136,41 @@ export async function runAttempts(
     const { model } = state.candidate;
     options.onStart?.({ executionId: run.executionId, model: model.id, provider: model.provider.id });
   };
+
+  // Output of a speculative start waits here, per attempt, until the release.
+  let released = run.release === undefined;
+  let holding: { state: AttemptState; sends: (() => void)[] } | undefined;
+  const emit = (state: AttemptState, send: () => void) => {
+    if (committed) {
+      if (committed === state) send();
+      return;
+    }
+    if (discarded) return;
+    if (released) {
+      commit(state);
+      send();
+      return;
+    }
+    if (holding?.state !== state) holding = { state, sends: [] };
+    holding.sends.push(send);
+  };
+  const dropHeld = (state: AttemptState) => {
+    if (holding?.state === state) holding = undefined;
+  };
+  let discarded = false;
+  void run.release?.then((admitted) => {
+    released = true;
+    if (!admitted) {
+      discarded = true;
+      holding = undefined;
+      return;
+    }
+    if (!holding || committed) return;
+    const { state, sends } = holding;
+    holding = undefined;
+    commit(state);
+    for (const send of sends) send();
+  });
 
   async function attempt(candidate: Candidate, client: ModelClient): Promise<AttemptState> {
     const { model } = candidate;
@@ -158,17 +206,14 @@ export async function runAttempts(
           watchdog.onDelta();
           state.addText(chunk.text, clock.now());
           if (streaming) {
-            if (!committed) commit(state);
-            options.onDelta?.(chunk.text);
+            const text = chunk.text;
+            emit(state, () => options.onDelta?.(text));
           }
         } else if (chunk.type === "tool_call") {
           watchdog.onDelta();
           const { type: _type, ...delta } = chunk;
           state.addToolCall(delta, clock.now());
-          if (streaming) {
-            if (!committed) commit(state);
-            options.onToolCall?.(delta);
-          }
+          if (streaming) emit(state, () => options.onToolCall?.(delta));
         } else if (chunk.type === "finish") {
           state.finishReason = chunk.reason;
         } else {
@@ -185,6 +230,8 @@ export async function runAttempts(
       record({ outcome: "succeeded" });
       return state;
     } catch (error) {
+      // What this attempt held back reached no one: the next attempt starts clean.
+      dropHeld(state);
       const classified = classifyError(controller.signal.aborted ? controller.signal.reason : error, clock.now());
       record({
         outcome: "failed",
@@ -244,8 +291,20 @@ export async function runAttempts(
     execution.dispose();
   }
 
+  // A speculative start's output is released only after admission: the caller waits for that
+  // before settling, so here the answer is complete, and still held when admission is slow.
+  if (!released) await run.release;
   const finalState = succeeded ?? committed ?? last;
-  if (succeeded && streaming && !committed) commit(succeeded); // an empty answer still gets its start chunk, from the model that gave it
+  if (succeeded && streaming && !committed && !discarded) {
+    if (holding?.state === succeeded) {
+      const { sends } = holding;
+      holding = undefined;
+      commit(succeeded);
+      for (const send of sends) send();
+    } else {
+      commit(succeeded); // an empty answer still gets its start chunk, from the model that gave it
+    }
+  }
   if (finalState) outcome.final = finalState.output();
   return outcome;
 }

@@ -1,12 +1,13 @@
 import { computeCost, type Cost } from "../cost.js";
 import { ExecutionError } from "../errors.js";
 import { storedTurn } from "../conversation.js";
-import { capOutput, capToolCalls, finalStatus, type Execution, type ExecutionResult, type RecordedMessage } from "../execution.js";
+import { capOutput, capToolCalls, finalStatus, runningExecution, type Execution, type ExecutionResult, type RecordedMessage } from "../execution.js";
 import type { ToolCall } from "../messages.js";
 import type { AdmissionTicket, Clock } from "../ports.js";
 import { backoffDelay } from "../retry.js";
 import { sleep } from "../timeout.js";
-import { sumUsage } from "../usage.js";
+import { estimateUsage, sumUsage } from "../usage.js";
+import { DEFAULT_IMAGE_TOKENS } from "../catalog.js";
 import type { Outcome } from "./attempts.js";
 import { describeCause } from "./log.js";
 import type { PipelineDeps, Plan } from "./types.js";
@@ -125,6 +126,50 @@ export async function settleExecution(deps: PipelineDeps, plan: Plan, outcome: O
     ...(final.ttftMs !== null ? { ttftMs: final.ttftMs } : {}),
     attempts: final.attempts.length,
   };
+}
+
+/**
+ * A speculative start that admission refused (speculation.ts): its own record, `failed` and
+ * `speculative: true`, with what it may have cost in the user's ledger. The upstream call was
+ * aborted early, usually before the provider sent anything, yet the request reached it: each
+ * attempt that sent nothing back counts its input as billed (estimated), so that nothing a
+ * provider may bill goes unrecorded. Returns the cost, in micros.
+ */
+export async function settleUnadmitted(
+  deps: PipelineDeps,
+  plan: Plan,
+  outcome: Outcome,
+  context: { uid: string; id: string; startedAt: number; clock: Clock; reason: string },
+): Promise<number> {
+  const first = plan.candidates[0]!.model;
+  const outputs = outcome.outputs.map((o) => {
+    if (o.usage.totalTokens > 0) return o;
+    const messages = plan.candidates.find((c) => c.model === o.model)?.messages ?? plan.messages;
+    return { ...o, usage: estimateUsage(messages, "", o.model.spec.imageTokens ?? DEFAULT_IMAGE_TOKENS) };
+  });
+  const running = runningExecution({
+    id: context.id,
+    model: first.id,
+    provider: first.provider.id,
+    messages: plan.messages,
+    createdAt: context.startedAt,
+    ttlDays: plan.settings.historyTtlDays,
+    ...(plan.request.promptId ? { promptId: plan.request.promptId } : {}),
+  });
+  const record: Execution = {
+    ...finalRecord(plan, { ...outcome, outputs, failure: new ExecutionError("cancelled", context.reason) }, { uid: context.uid, running, ticket: {}, startedAt: context.startedAt, clock: context.clock }),
+    status: "failed",
+    speculative: true,
+    error: { category: "cancelled", message: `Started before admission and stopped: ${context.reason}` },
+  };
+  try {
+    await deps.executions.recordUnadmitted(context.uid, record);
+  } catch (error) {
+    // The refusal still reaches the client; the entry below carries what to record by hand.
+    deps.logger.error("execution.unsettled", { executionId: record.id, uid: context.uid, cause: describeCause(error), record: withoutContent(record) });
+  }
+  deps.logger.warn("execution.speculation_aborted", { executionId: record.id, uid: context.uid, model: record.model, costMicros: record.cost!.micros, reason: context.reason });
+  return record.cost!.micros;
 }
 
 async function writeFinal(

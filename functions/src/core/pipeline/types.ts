@@ -4,6 +4,7 @@ import type { MediaPart, Message, ResponseFormat, ToolChoice, ToolSpec } from ".
 import type { Clock, ExecutionStore, Logger, MediaFetcher, ModelClient, PromptStore, ToolCallDelta } from "../ports.js";
 import type { ExecuteRequest, GenerationParams } from "../request.js";
 import type { RetryPolicy } from "../retry.js";
+import type { SpeculationGate } from "./speculation.js";
 
 export interface PipelineSettings {
   /** Used when neither the request nor the saved prompt names a model. */
@@ -40,6 +41,8 @@ export interface PipelineDeps {
   logger: Logger;
   clock?: Clock;
   random?: () => number;
+  /** This instance's speculative starts (speculation.ts); without it, every request waits for its admission. */
+  speculation?: SpeculationGate;
 }
 
 export interface ExecuteOptions {
