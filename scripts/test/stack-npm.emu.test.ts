@@ -40,7 +40,8 @@ async function expectNothingLeft(pids: number[], ports: Record<string, number>):
 const tempDirsOf = (pids: number[]) => readdirSync(tmpdir()).filter((name) => pids.some((pid) => name === `llm-gateway-stack-${pid}`));
 
 describe("npm start, stopped by killing npm", () => {
-  it("starts quietly, and SIGTERM to npm's pid stops the launcher, the emulators and java", async () => {
+  // A whole stack starts and stops in each: minutes on a loaded machine.
+  it("starts quietly, and SIGTERM to npm's pid stops the launcher, the emulators and java", { timeout: 240_000 }, async () => {
     const run = await startThroughNpm();
     const pids = descendants(run.npm.pid!);
     expect(pids.length).toBeGreaterThanOrEqual(5); // sh, tsx, the launcher, the reaper, java, firebase-tools, workers
@@ -63,7 +64,7 @@ describe("npm start, stopped by killing npm", () => {
     expect(tempDirsOf(pids)).toEqual([]);
   });
 
-  it("SIGKILL to npm's pid (no signal passed on) still stops everything", async () => {
+  it("SIGKILL to npm's pid (no signal passed on) still stops everything", { timeout: 240_000 }, async () => {
     const run = await startThroughNpm();
     const pids = descendants(run.npm.pid!);
     process.kill(run.npm.pid!, "SIGKILL");
