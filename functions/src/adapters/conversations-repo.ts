@@ -1,5 +1,5 @@
 import type { DocumentData, DocumentSnapshot, Firestore, QueryDocumentSnapshot, Timestamp, WriteBatch } from "firebase-admin/firestore";
-import { CONVERSATION_LIMITS, newConversation, storedBytes, type ConversationDoc, type StoredMessage } from "../core/conversation.js";
+import { CONVERSATION_LIMITS, newConversation, storedBytes, systemOf, type ConversationDoc, type StoredMessage } from "../core/conversation.js";
 import { ExecutionError } from "../core/errors.js";
 import type { RecordedMessage } from "../core/execution.js";
 import type { ConversationTurn } from "../core/ports.js";
@@ -39,21 +39,32 @@ export function conversationFromSnapshot(snapshot: DocumentSnapshot): Conversati
     lastExecutionId: typeof data.lastExecutionId === "string" ? data.lastExecutionId : null,
     historyBytes: count(data.historyBytes),
     nextSeq: count(data.nextSeq),
+    ...(data.system === null ? { system: null } : data.system && typeof data.system === "object" ? { system: storedMessageFromData(data.system as DocumentData) } : {}),
     ...(typeof data.activeExecutionId === "string" ? { activeExecutionId: data.activeExecutionId } : {}),
     ...(typeof data.activeUntil === "number" ? { activeUntil: data.activeUntil } : {}),
     ...(data.expireAt ? { expireAt: toDate(data.expireAt) } : {}),
   };
 }
 
-export function storedMessageFromSnapshot(snapshot: QueryDocumentSnapshot): StoredMessage {
-  const { expireAt: _expireAt, ...data } = snapshot.data();
+function storedMessageFromData({ expireAt: _expireAt, ...data }: DocumentData): StoredMessage {
   return { ...data, createdAt: toDate(data.createdAt) } as StoredMessage;
+}
+
+export function storedMessageFromSnapshot(snapshot: QueryDocumentSnapshot): StoredMessage {
+  return storedMessageFromData(snapshot.data());
 }
 
 /** The newest `limit` messages, oldest first: one query, run alongside admission's reads. */
 export async function loadHistory(firestore: Firestore, uid: string, id: string, limit: number): Promise<StoredMessage[]> {
   const snapshot = await firestore.collection(conversationPaths.messages(uid, id)).orderBy("seq", "desc").limit(limit).get();
   return snapshot.docs.map(storedMessageFromSnapshot).reverse();
+}
+
+/** One stored message, when it exists (TTL may have removed it). */
+export async function loadMessage(firestore: Firestore, uid: string, id: string, seq: number): Promise<StoredMessage | undefined> {
+  const snapshot = await firestore.doc(conversationPaths.message(uid, id, seq)).get();
+  const data = snapshot.data();
+  return data ? storedMessageFromData(data) : undefined;
 }
 
 /** Admission's write: the turn holds the conversation until `until` (created at the first turn). */
@@ -64,28 +75,40 @@ export function holdConversation(snapshot: DocumentSnapshot, turn: ConversationT
 
 /**
  * Settlement's writes: the conversation released, and with a successful execution its turn
- * appended (messages with the next seqs, counts, the model that answered). `version` is the
- * conversation as admission left it: if another turn took it over meanwhile (this one's
- * hold expired), nothing is written to it.
+ * appended (messages with the next seqs, counts, the model that answered, and the system message
+ * when the turn is the conversation's first). `version` is the conversation as admission left
+ * it: if another turn took it over meanwhile (this one's hold expired), nothing is written to it.
  */
 export function settleConversation(
   batch: WriteBatch,
   firestore: Firestore,
-  fields: { uid: string; id: string; nextSeq: number; executionId: string; model: string; at: Date; expireAt: Date; turn?: RecordedMessage[] },
+  fields: {
+    uid: string;
+    id: string;
+    nextSeq: number;
+    executionId: string;
+    model: string;
+    at: Date;
+    expireAt: Date;
+    turn?: RecordedMessage[];
+    /** A system message to keep on the document now (a conversation from before it was kept there). */
+    system?: StoredMessage | null;
+  },
   deleteField: () => unknown,
   increment: (n: number) => unknown,
   version: Timestamp | undefined,
 ): void {
   const { uid, id, turn } = fields;
-  const release = { activeExecutionId: deleteField(), activeUntil: deleteField() };
+  const ref = firestore.doc(conversationPaths.conversation(uid, id));
+  const release = { activeExecutionId: deleteField(), activeUntil: deleteField(), ...(fields.system !== undefined ? { system: fields.system } : {}) };
   let update: DocumentData = release;
   if (turn && turn.length > 0) {
-    turn.forEach((message, i) => {
-      const stored = { ...message, seq: fields.nextSeq + i, executionId: fields.executionId, createdAt: fields.at, expireAt: fields.expireAt };
-      batch.create(firestore.doc(conversationPaths.message(uid, id, fields.nextSeq + i)), stored);
-    });
+    const stored = turn.map((message, i) => ({ ...message, seq: fields.nextSeq + i, executionId: fields.executionId, createdAt: fields.at, expireAt: fields.expireAt }));
+    stored.forEach((message) => batch.create(firestore.doc(conversationPaths.message(uid, id, message.seq)), message));
+    const first = systemOf(fields.nextSeq, stored);
     update = {
       ...release,
+      ...(first ? { system: { role: first.role, content: first.content, seq: first.seq, executionId: first.executionId, createdAt: first.createdAt } } : {}),
       model: fields.model,
       updatedAt: fields.at,
       lastExecutionId: fields.executionId,
@@ -96,7 +119,6 @@ export function settleConversation(
       expireAt: fields.expireAt,
     };
   }
-  const ref = firestore.doc(conversationPaths.conversation(uid, id));
   if (version) batch.update(ref, update, { lastUpdateTime: version });
   else batch.update(ref, update);
 }

@@ -7,7 +7,7 @@ import { abandoned, ABANDONED_DELTA, usageDelta, type UsageTotals } from "../cor
 import { decideAdmission, partitionReservations, usagePeriods } from "../core/limits.js";
 import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore } from "../core/ports.js";
 import { systemClock } from "../core/ports.js";
-import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, settleConversation } from "./conversations-repo.js";
+import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, loadMessage, settleConversation } from "./conversations-repo.js";
 import { firestoreGlobalTotals, globalPaths } from "./global-ledger-repo.js";
 import { accountFromLanes, laneCountOf, LaneCounts, laneFromSnapshot, reservationsOf, userPaths } from "./user-state-repo.js";
 
@@ -196,7 +196,17 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         if (existing && repeat === "replay") return { kind: "replay", execution: existing };
         const conversation = conversationSnap ? conversationFromSnapshot(conversationSnap) : undefined;
         if (turn) checkTurnFree(conversation, execution.id, now);
-        const reserveMicros = turn ? turn.reserveFor(conversation?.historyBytes ?? 0) : request.reserveMicros;
+        const read = history ?? [];
+        // The system message is on the document; a conversation from before that has it as message 0
+        // (one read more, once: settlement keeps it on the document then).
+        let system = conversation?.system ?? undefined;
+        const legacy = turn !== undefined && conversation !== undefined && conversation.system === undefined && conversation.nextSeq > 0;
+        if (legacy) {
+          const first = read[0]?.seq === 0 ? read[0] : await loadMessage(firestore, uid, turn.id, 0);
+          system = first?.role === "system" ? first : undefined;
+        }
+        const planned = turn ? turn.window(read, system) : undefined;
+        const reserveMicros = planned ? planned.reserveMicros : request.reserveMicros;
         // A one-lane user writes lane 0; others a random lane (docs/scaling.md: the bound this costs).
         const lane = laneCount === 1 ? 0 : randomIndex(laneCount);
         const laneSnap = laneSnaps[lane]!;
@@ -243,6 +253,8 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           }
           record = { ...execution, prior: priorRunsOf(reclaimed ? { ...existing, ...abandoned(new Date(now)) } : existing) };
         }
+        // The running record references the conversation from the start: an abandoned turn keeps it too.
+        if (turn && planned) record = { ...record, conversation: { id: turn.id, historyMessages: planned.messages.length } };
         if (turn && conversationSnap) guardedWrite(conversationSnap, holdConversation(conversationSnap, turn, execution.id, request.expireAt, now));
         batch.set(recordRef, toDoc(record));
         let results: Awaited<ReturnType<WriteBatch["commit"]>>;
@@ -263,10 +275,20 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
             reservedMicros: reserveMicros,
             ...(globalShard !== undefined ? { globalShard } : {}),
             version,
-            ...(turn ? { conversation: { id: turn.id, nextSeq: conversation?.nextSeq ?? 0, version: results.at(-2)!.writeTime, expireAt: turn.expireAt.getTime() } } : {}),
+            ...(turn
+              ? {
+                  conversation: {
+                    id: turn.id,
+                    nextSeq: conversation?.nextSeq ?? 0,
+                    version: results.at(-2)!.writeTime,
+                    expireAt: turn.expireAt.getTime(),
+                    ...(legacy ? { system: system ?? null } : {}),
+                  },
+                }
+              : {}),
           },
           ...(record.prior ? { prior: record.prior } : {}),
-          ...(history ? { history } : {}),
+          ...(planned ? { history: planned.messages } : {}),
         };
       });
     },
@@ -339,6 +361,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
               at: new Date(at),
               expireAt: new Date(held.expireAt),
               ...(execution.status === "succeeded" && turn ? { turn } : {}),
+              ...(held.system !== undefined ? { system: held.system } : {}),
             },
             () => FV.delete(),
             (n) => FV.increment(n),

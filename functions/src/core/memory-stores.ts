@@ -1,4 +1,4 @@
-import { checkTurnFree, newConversation, storedBytes, type ConversationDoc, type StoredMessage } from "./conversation.js";
+import { checkTurnFree, newConversation, storedBytes, systemOf, type ConversationDoc, type StoredMessage } from "./conversation.js";
 import type { Execution, RecordedMessage } from "./execution.js";
 import { idempotencyDecision, priorRunsOf } from "./idempotency.js";
 import { abandoned, ABANDONED_DELTA, EMPTY_TOTALS, usageDelta, type UsageTotals } from "./ledger.js";
@@ -78,7 +78,8 @@ export class MemoryExecutionStore implements ExecutionStore {
       const turn = request.conversation;
       const conversation = turn ? this.conversations.get(`${uid}/${turn.id}`) : undefined;
       if (turn) checkTurnFree(conversation?.doc, execution.id, now);
-      const reserveMicros = turn ? turn.reserveFor(conversation?.doc.historyBytes ?? 0) : request.reserveMicros;
+      const planned = turn ? turn.window(conversation?.messages.slice(-turn.historyLimit) ?? [], conversation?.doc.system ?? undefined) : undefined;
+      const reserveMicros = planned ? planned.reserveMicros : request.reserveMicros;
       const admission = decideAdmission({
         executionId: execution.id,
         now,
@@ -107,6 +108,7 @@ export class MemoryExecutionStore implements ExecutionStore {
       }
       if (existing && decision === "reclaim" && !admission.expired.includes(existing.id)) close(existing.id);
       if (existing) execution = { ...execution, prior: priorRunsOf(this.records.get(`${uid}/${execution.id}`)!) };
+      if (turn && planned) execution = { ...execution, conversation: { id: turn.id, historyMessages: planned.messages.length } };
       account.reservations = admission.reservations;
       account.recent = admission.recent;
       global?.set(execution.id, reserveMicros);
@@ -117,7 +119,7 @@ export class MemoryExecutionStore implements ExecutionStore {
         const entry = conversation ?? { doc: newConversation(turn, now), messages: [] };
         entry.doc = { ...entry.doc, activeExecutionId: execution.id, activeUntil: request.expireAt };
         this.conversations.set(`${uid}/${turn.id}`, entry);
-        history = structuredClone(entry.messages.slice(-turn.historyLimit));
+        history = structuredClone(planned!.messages);
         held = { id: turn.id, nextSeq: entry.doc.nextSeq, expireAt: turn.expireAt.getTime() };
       }
       const ticket: AdmissionTicket = { reservedMicros: reserveMicros, ...(global ? { globalShard: 0 } : {}), ...(held ? { conversation: held } : {}) };
@@ -138,8 +140,10 @@ export class MemoryExecutionStore implements ExecutionStore {
           const at = execution.completedAt ?? new Date();
           const appended = turn.map((m, i): StoredMessage => ({ ...m, seq: held.doc.nextSeq + i, executionId: execution.id, createdAt: at }));
           held.messages.push(...appended);
+          const system = systemOf(held.doc.nextSeq, appended);
           held.doc = {
             ...held.doc,
+            ...(system ? { system: structuredClone(system) } : {}),
             model: execution.model,
             updatedAt: at,
             messageCount: held.doc.messageCount + appended.length,

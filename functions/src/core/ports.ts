@@ -58,8 +58,11 @@ export interface ConversationTurn {
   model: string;
   /** The newest this many stored messages are read, in the same round trip as the rest of admission. */
   historyLimit: number;
-  /** The reservation once the stored history's size is known: it is sent too, so it is paid for. */
-  reserveFor(historyBytes: number): number;
+  /**
+   * Once the store has read the history (oldest first) and the conversation's system message:
+   * the stored messages sent with this turn, and the reservation, which counts them as sent.
+   */
+  window(history: readonly StoredMessage[], system: StoredMessage | undefined): { messages: StoredMessage[]; reserveMicros: number };
   /** When the conversation and its messages are deleted by TTL. */
   expireAt: Date;
 }
@@ -69,7 +72,10 @@ export interface AdmissionRequest {
   /** The `running` record to create. Its id is derived from the requestId when there is one. */
   execution: Execution;
   reserveMicros: number;
-  /** With a conversation: one turn at a time (the turn holds it until `expireAt`), history read, reservation by reserveFor. */
+  /**
+   * With a conversation: one turn at a time (the turn holds it until `expireAt`), the history
+   * read and windowed, the reservation from the window, and the record's `conversation` reference.
+   */
   conversation?: ConversationTurn;
   /** When the reservation counts as abandoned. */
   expireAt: number;
@@ -91,7 +97,15 @@ export interface AdmissionTicket {
    */
   version?: unknown;
   /** The conversation this turn holds: where its messages go, and the conversation's version to commit over. */
-  conversation?: { id: string; nextSeq: number; version?: unknown; /** Epoch ms the turn's messages are deleted by TTL. */ expireAt: number };
+  conversation?: {
+    id: string;
+    nextSeq: number;
+    version?: unknown;
+    /** Epoch ms the turn's messages are deleted by TTL. */
+    expireAt: number;
+    /** A conversation from before its system message was kept on its document: the one found, to keep there now (null: none). */
+    system?: StoredMessage | null;
+  };
 }
 
 export type Admission =
@@ -100,7 +114,7 @@ export type Admission =
       ticket: AdmissionTicket;
       /** When the requestId's earlier run is rerun: what it (and its own earlier runs) cost, now carried by the record. */
       prior?: PriorRuns;
-      /** With a conversation: its newest stored messages, oldest first. */
+      /** With a conversation: the stored messages sent with this turn (the window), oldest first. */
       history?: StoredMessage[];
     }
   | { kind: "replay"; execution: Execution };

@@ -4,6 +4,7 @@ import { executionIdFor, requestFingerprint } from "../idempotency.js";
 import { CONVERSATION_LIMITS, conversationTitle, type StoredMessage } from "../conversation.js";
 import { worstCaseMicros } from "../limits.js";
 import type { AdmissionTicket, ConversationTurn } from "../ports.js";
+import { turnWindow } from "./history.js";
 import { describeCause } from "./log.js";
 import type { PipelineDeps, Plan } from "./types.js";
 
@@ -42,8 +43,8 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
         title: conversationTitle(plan.messages),
         model: first.id,
         historyLimit: CONVERSATION_LIMITS.historyMessages,
-        // Whatever of the history is sent is at most all of it (and at most the context window).
-        reserveFor: (historyBytes) => worstCaseMicros({ ...input, historyBytes }, models, plan.params.maxTokens),
+        // The window is decided once the history is read, and the reservation counts it as it is sent.
+        window: turnWindow(plan),
         expireAt: new Date(startedAt + settings.conversationTtlDays * 86_400_000),
       }
     : undefined;
@@ -58,12 +59,18 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
       now: startedAt,
     });
     if (admission.kind === "replay") return admission;
+    const history = admission.history ?? [];
     return {
       kind: "admitted",
-      running: admission.prior ? { ...running, prior: admission.prior } : running,
+      running: {
+        ...running,
+        ...(admission.prior ? { prior: admission.prior } : {}),
+        // As the store wrote it on the `running` record: the new turn is in `input`, the history referenced.
+        ...(conversation ? { conversation: { id: conversation.id, historyMessages: history.length } } : {}),
+      },
       ticket: admission.ticket,
       startedAt,
-      history: admission.history ?? [],
+      history,
     };
   } catch (error) {
     if (error instanceof ExecutionError) throw error;

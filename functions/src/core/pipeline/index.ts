@@ -28,9 +28,8 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
   options.onAdmitted?.(admitted.kind === "replay" ? admitted.execution.id : admitted.running.id);
   if (admitted.kind === "replay") return replay(admitted.execution, options);
 
-  const conversationId = plan.request.conversationId;
-  const { plan: sending, historyMessages } = withHistory(plan, admitted.history);
-  const running = conversationId ? { ...admitted.running, conversation: { id: conversationId, historyMessages } } : admitted.running;
+  const { running } = admitted;
+  const sending = await withHistory(deps, plan, admitted.history, { executionId: running.id, ...(options.signal ? { signal: options.signal } : {}) });
   const outcome = await runAttempts(deps, sending, {
     executionId: running.id,
     startedAt,
