@@ -76,8 +76,10 @@ export function holdConversation(snapshot: DocumentSnapshot, turn: ConversationT
 /**
  * Settlement's writes: the conversation released, and with a successful execution its turn
  * appended (messages with the next seqs, counts, the model that answered, and the system message
- * when the turn is the conversation's first). `version` is the conversation as admission left
- * it: if another turn took it over meanwhile (this one's hold expired), nothing is written to it.
+ * when the turn is the conversation's first). A conversation this turn created that stores
+ * nothing is removed: a failed first turn leaves no conversation behind. `version` is the
+ * conversation as admission left it: if another turn took it over meanwhile (this one's hold
+ * expired), the commit fails on it and nothing is written to it.
  */
 export function settleConversation(
   batch: WriteBatch,
@@ -91,13 +93,14 @@ export function settleConversation(
     at: Date;
     expireAt: Date;
     turn?: RecordedMessage[];
+    created?: boolean;
     /** A system message to keep on the document now (a conversation from before it was kept there). */
     system?: StoredMessage | null;
   },
   deleteField: () => unknown,
   increment: (n: number) => unknown,
   version: Timestamp | undefined,
-): void {
+): "appended" | "released" | "removed" {
   const { uid, id, turn } = fields;
   const ref = firestore.doc(conversationPaths.conversation(uid, id));
   const release = { activeExecutionId: deleteField(), activeUntil: deleteField(), ...(fields.system !== undefined ? { system: fields.system } : {}) };
@@ -118,9 +121,15 @@ export function settleConversation(
       // A turn that succeeded keeps the conversation for another CONVERSATION_TTL_DAYS.
       expireAt: fields.expireAt,
     };
+  } else if (fields.created) {
+    // Only this turn holds it (one turn at a time), and it stores nothing: as if never started.
+    if (version) batch.delete(ref, { lastUpdateTime: version });
+    else batch.delete(ref);
+    return "removed";
   }
   if (version) batch.update(ref, update, { lastUpdateTime: version });
   else batch.update(ref, update);
+  return turn && turn.length > 0 ? "appended" : "released";
 }
 
 /** What `listConversations` answers per conversation. */

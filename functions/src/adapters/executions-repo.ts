@@ -5,7 +5,7 @@ import { GlobalBudgetGate, type GlobalHold } from "../core/global-budget.js";
 import { idempotencyDecision, priorRunsOf } from "../core/idempotency.js";
 import { abandoned, ABANDONED_DELTA, usageDelta, type UsageTotals } from "../core/ledger.js";
 import { decideAdmission, partitionReservations, usagePeriods } from "../core/limits.js";
-import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore } from "../core/ports.js";
+import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, FinishResult } from "../core/ports.js";
 import { systemClock } from "../core/ports.js";
 import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, loadMessage, settleConversation } from "./conversations-repo.js";
 import { firestoreGlobalTotals, globalPaths } from "./global-ledger-repo.js";
@@ -282,6 +282,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
                     nextSeq: conversation?.nextSeq ?? 0,
                     version: results.at(-2)!.writeTime,
                     expireAt: turn.expireAt.getTime(),
+                    ...((conversation?.nextSeq ?? 0) === 0 ? { created: true } : {}),
                     ...(legacy ? { system: system ?? null } : {}),
                   },
                 }
@@ -338,7 +339,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
      * meanwhile closed as abandoned (settlement outlived the reservation), the settlement
      * replaces that closure, counting only the difference in the ledger.
      */
-    async finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<void> {
+    async finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<FinishResult> {
       const firestore = await db();
       const FV = await fieldValues();
       const doc = (path: string) => firestore.doc(path);
@@ -346,10 +347,11 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
       const at = execution.completedAt?.getTime() ?? Date.now();
       const held = ticket.conversation;
       const lane = ticket.lane ?? 0;
-      const commit = async (version: Timestamp | undefined, delta: UsageTotals, release: boolean, withConversation: boolean) => {
+      const commit = async (version: Timestamp | undefined, delta: UsageTotals, release: boolean, withConversation: boolean): Promise<FinishResult> => {
         const batch = firestore.batch();
+        const result: FinishResult = held ? { conversation: "skipped" } : {};
         if (held && withConversation) {
-          settleConversation(
+          result.conversation = settleConversation(
             batch,
             firestore,
             {
@@ -361,6 +363,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
               at: new Date(at),
               expireAt: new Date(held.expireAt),
               ...(execution.status === "succeeded" && turn ? { turn } : {}),
+              ...(held.created ? { created: true } : {}),
               ...(held.system !== undefined ? { system: held.system } : {}),
             },
             () => FV.delete(),
@@ -381,28 +384,27 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           ...(release && ticket.globalShard !== undefined ? { releasedMicros: ticket.reservedMicros ?? 0 } : {}),
         });
         await batch.commit();
+        return result;
       };
       const version = await asTimestamp(ticket.version);
       try {
-        await commit(version, usageDelta(execution), true, true);
+        return await commit(version, usageDelta(execution), true, true);
       } catch (error) {
         if (!lostRace(error)) throw error;
         const current = await recordRef.get();
         const data = current.data();
         if (!data) throw error;
-        if (data.status === execution.status && toDate(data.completedAt)?.getTime() === execution.completedAt?.getTime()) return; // ours, already in
+        if (data.status === execution.status && toDate(data.completedAt)?.getTime() === execution.completedAt?.getTime()) return {}; // ours, already in
         if (data.abandoned === true && data.status === "failed") {
           // Settled after its hold expired and was reclaimed: the execution's truth replaces the
-          // closure; the conversation went on without this turn.
+          // closure; the conversation went on without this turn (reported: "skipped").
           const delta = subtractTotals(usageDelta(execution), ABANDONED_DELTA);
-          await commit(current.updateTime, delta, false, false);
-          return;
+          return await commit(current.updateTime, delta, false, false);
         }
         if (held && version && current.updateTime?.isEqual(version)) {
           // The record is as admission left it, so the conversation moved on (another turn took it
-          // over after this one's hold expired): settle the execution without touching it.
-          await commit(version, usageDelta(execution), true, false);
-          return;
+          // over after this one's hold expired): settle the execution without touching it ("skipped").
+          return await commit(version, usageDelta(execution), true, false);
         }
         throw error;
       }

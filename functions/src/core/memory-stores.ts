@@ -4,7 +4,7 @@ import { idempotencyDecision, priorRunsOf } from "./idempotency.js";
 import { abandoned, ABANDONED_DELTA, EMPTY_TOTALS, usageDelta, type UsageTotals } from "./ledger.js";
 import { ExecutionError } from "./errors.js";
 import { decideAdmission, usagePeriods, type AccountState, type Reservation } from "./limits.js";
-import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, Logger, PromptStore } from "./ports.js";
+import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, FinishResult, Logger, PromptStore } from "./ports.js";
 import type { PromptTemplate } from "./templates.js";
 
 interface MemoryAccount {
@@ -120,27 +120,31 @@ export class MemoryExecutionStore implements ExecutionStore {
         entry.doc = { ...entry.doc, activeExecutionId: execution.id, activeUntil: request.expireAt };
         this.conversations.set(`${uid}/${turn.id}`, entry);
         history = structuredClone(planned!.messages);
-        held = { id: turn.id, nextSeq: entry.doc.nextSeq, expireAt: turn.expireAt.getTime() };
+        held = { id: turn.id, nextSeq: entry.doc.nextSeq, expireAt: turn.expireAt.getTime(), ...(entry.doc.nextSeq === 0 ? { created: true } : {}) };
       }
       const ticket: AdmissionTicket = { reservedMicros: reserveMicros, ...(global ? { globalShard: 0 } : {}), ...(held ? { conversation: held } : {}) };
       return { kind: "admitted", ticket, ...(existing ? { prior: execution.prior } : {}), ...(history ? { history } : {}) } as const;
     });
   }
 
-  finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<void> {
+  finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<FinishResult | void> {
     this.roundTrips += 1;
-    return this.serialized(uid, () => {
+    return this.serialized(uid, (): FinishResult => {
       // Idempotent, as the Firestore store: a record no longer running was settled already.
-      if (this.records.get(`${uid}/${execution.id}`)?.status !== "running") return;
-      const held = ticket.conversation ? this.conversations.get(`${uid}/${ticket.conversation.id}`) : undefined;
+      if (this.records.get(`${uid}/${execution.id}`)?.status !== "running") return {};
+      const key = ticket.conversation ? `${uid}/${ticket.conversation.id}` : undefined;
+      const held = key ? this.conversations.get(key) : undefined;
+      let result: FinishResult = ticket.conversation ? { conversation: "skipped" } : {};
       if (held && held.doc.activeExecutionId === execution.id) {
         const { activeExecutionId: _id, activeUntil: _until, ...rest } = held.doc;
         held.doc = rest;
+        result = { conversation: "released" };
         if (execution.status === "succeeded" && turn) {
           const at = execution.completedAt ?? new Date();
           const appended = turn.map((m, i): StoredMessage => ({ ...m, seq: held.doc.nextSeq + i, executionId: execution.id, createdAt: at }));
           held.messages.push(...appended);
           const system = systemOf(held.doc.nextSeq, appended);
+          result = { conversation: "appended" };
           held.doc = {
             ...held.doc,
             ...(system ? { system: structuredClone(system) } : {}),
@@ -152,6 +156,10 @@ export class MemoryExecutionStore implements ExecutionStore {
             lastExecutionId: execution.id,
             expireAt: new Date(ticket.conversation!.expireAt),
           };
+        } else if (ticket.conversation!.created && held.doc.nextSeq === 0) {
+          // The turn that created it stored nothing: the conversation is gone, as if never started.
+          this.conversations.delete(key!);
+          result = { conversation: "removed" };
         }
       }
       const at = execution.completedAt?.getTime() ?? Date.now();
@@ -163,6 +171,7 @@ export class MemoryExecutionStore implements ExecutionStore {
       this.add(`global/${month}`, delta);
       delete this.account(uid).reservations[execution.id];
       if (ticket.globalShard !== undefined) for (const reserved of this.globalReserved.values()) reserved.delete(execution.id);
+      return result;
     });
   }
 

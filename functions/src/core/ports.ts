@@ -103,9 +103,22 @@ export interface AdmissionTicket {
     version?: unknown;
     /** Epoch ms the turn's messages are deleted by TTL. */
     expireAt: number;
+    /** Nothing was stored in it at admission (this turn created it): if the turn stores nothing either, settlement removes it. */
+    created?: boolean;
     /** A conversation from before its system message was kept on its document: the one found, to keep there now (null: none). */
     system?: StoredMessage | null;
   };
+}
+
+/** What settlement did to the conversation of a turn. */
+export interface FinishResult {
+  /**
+   * `appended`: the turn and the answer were stored; `released`: nothing to store (the turn did
+   * not succeed); `removed`: the conversation this turn created was removed, as nothing was
+   * stored; `skipped`: the turn had lost its hold (another turn took the conversation over, or it
+   * was settled late), so the conversation was left alone, and a successful turn is not in it.
+   */
+  conversation?: "appended" | "released" | "removed" | "skipped";
 }
 
 export type Admission =
@@ -130,9 +143,9 @@ export interface ExecutionStore {
    * Atomically (one commit): the final record, the usage ledger, and the release of the
    * reservations; with a conversation, its release and, when the execution succeeded, `turn`
    * appended (a failed turn leaves the conversation as it was). Idempotent: calling it again after a commit that went through (or whose
-   * outcome is unknown) changes nothing more.
+   * outcome is unknown) changes nothing more (and then reports nothing about the conversation).
    */
-  finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<void>;
+  finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<FinishResult | void>;
 }
 
 export interface PromptStore {

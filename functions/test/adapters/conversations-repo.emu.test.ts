@@ -8,6 +8,7 @@ import { openAIModelClient } from "../../src/adapters/openai-model-client.js";
 import { firestorePromptStore } from "../../src/adapters/prompts-repo.js";
 import { catalog } from "../../src/config/catalog.js";
 import { computeCost } from "../../src/core/cost.js";
+import type { ExecutionError } from "../../src/core/errors.js";
 import { MemoryLogger } from "../../src/core/memory-stores.js";
 import type { Clock } from "../../src/core/ports.js";
 import { executePrompt, type ExecuteOptions, type PipelineDeps, type PipelineSettings } from "../../src/core/pipeline/index.js";
@@ -60,6 +61,7 @@ async function received(key: string): Promise<{ messages: WireMessage[] }[]> {
 }
 
 const conversationDoc = async (uid: string, id: string) => (await adminDb().doc(conversationPaths.conversation(uid, id)).get()).data();
+const storedCount = async (uid: string, id: string) => (await adminDb().collection(conversationPaths.messages(uid, id)).count().get()).data().count;
 
 describe("the conversation's system message", () => {
   it("is kept on the document and sent past the 200 messages read; a conversation from before that gets it from message 0", async () => {
@@ -111,6 +113,37 @@ describe("admission", () => {
     const images = (content: unknown) => (Array.isArray(content) ? content.filter((p: { type: string }) => p.type === "image_url").length : 0);
     const bound = sent.reduce((sum, m) => sum + 4 + bytes(m.content) + 85 * images(m.content), 0);
     expect(held).toBe(computeCost({ inputTokens: bound, outputTokens: 16, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: bound + 16, estimated: true }, price).micros);
+  });
+});
+
+describe("settlement", () => {
+  it("a turn that lost its hold to another turn is answered, not appended, and logged as such", async () => {
+    const { uid, id } = ids();
+    await instance().run(uid, say(id, "one"));
+    // This instance's clock is ten minutes behind: its turn's hold (and reservation) expire at once.
+    const late = instance({ clock: { now: () => Date.now() - 600_000 } });
+    let admitted = false;
+    const slow = late.run(uid, say(id, "slow", "local-mini+deltas=8,interval=150"), { onAdmitted: () => (admitted = true) });
+    await expect.poll(() => admitted).toBe(true);
+    await instance().run(uid, say(id, "took over"));
+    const answer = await slow;
+    expect(answer.output).toContain("alpha");
+    expect(await storedCount(uid, id)).toBe(4);
+    expect((await conversationDoc(uid, id))!.lastExecutionId).not.toBe(answer.executionId);
+    expect(late.logger.entries.find((e) => e.message === "conversation.turn_not_appended")).toMatchObject({
+      level: "warn",
+      fields: { executionId: answer.executionId, conversationId: id, reason: "hold_lost" },
+    });
+  });
+
+  it("a failed first turn removes the conversation it created, in the settling commit", async () => {
+    const { uid, id } = ids();
+    const error = await instance()
+      .run(uid, say(id, "boom", "local-mini+fail=auth"))
+      .catch((e: unknown) => e as ExecutionError);
+    expect(error).toMatchObject({ category: "provider_auth" });
+    expect(await conversationDoc(uid, id)).toBeUndefined();
+    expect((await adminDb().doc(paths.execution(uid, error.executionId!)).get()).data()).toMatchObject({ status: "failed", conversation: { id, historyMessages: 0 } });
   });
 });
 

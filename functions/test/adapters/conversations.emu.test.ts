@@ -60,6 +60,19 @@ describe("conversations through executePrompt (firebase SDK)", () => {
     expect([await conversation(user.uid, id), await stored(user.uid, id)]).toEqual(before);
   });
 
+  it("a new conversation whose first turn fails does not exist afterwards (not listed, no document)", async () => {
+    const other = await signedInClient();
+    const id = newId();
+    const error = await rejection(execute(other)(say(id, "boom", "local-mini+fail=auth")));
+    expect(error.details).toMatchObject({ category: "provider_auth" });
+    expect(await conversation(other.uid, id)).toBeUndefined();
+    const list = callable<unknown, { conversations: { conversationId: string }[] }>(other.functions, "listConversations");
+    expect((await list({})).data.conversations).toEqual([]);
+    // The id is still free: a first turn that succeeds creates it.
+    await execute(other)(say(id, "hello"));
+    expect((await list({})).data.conversations).toEqual([expect.objectContaining({ conversationId: id, title: "hello", messageCount: 2 })]);
+  });
+
   it("two turns at once: one runs, the other is in_progress with retryAfterMs", async () => {
     // The emulator runs one request of a function at a time, so the second turn goes through
     // the api function (another worker), as two devices of one user would reach two instances.

@@ -64,6 +64,15 @@ describe("conversations", () => {
     expect(executions.conversations.get(`alice/${CID}`)!.messages).toHaveLength(2);
   });
 
+  it("a failed first turn leaves no conversation behind", async () => {
+    const { fail, run, executions } = setup();
+    await fail({ ...turn("boom"), model: "local-mini+fail=auth" });
+    expect(executions.conversations.has(`alice/${CID}`)).toBe(false);
+    // The id is free: the next first turn creates it, titled after itself.
+    await run(turn("hello"));
+    expect(executions.conversations.get(`alice/${CID}`)!.doc).toMatchObject({ title: "hello", messageCount: 2 });
+  });
+
   it("reserves the history as it is sent, media at its per-part bound: the recorded reservation covers what the provider billed", async () => {
     const { run, executions, record } = setup();
     const seen = spyOnSettlement(executions);
@@ -191,6 +200,24 @@ describe("conversations", () => {
       { type: "text", text: "[image sent earlier; it could not be fetched again]" },
     ]);
     expect(logger.entries.find((e) => e.message === "conversation.media_not_fetched")?.fields).toMatchObject({ images: 1 });
+  });
+
+  it("a turn that lost its hold is answered but not appended, and says so in a warning", async () => {
+    const { run, executions, logger } = setup();
+    await run(turn("one"));
+    const finish = executions.finish.bind(executions);
+    executions.finish = async (uid, execution, ticket, stored) => {
+      // Meanwhile its hold expired and another turn took the conversation over.
+      executions.conversations.get(`alice/${CID}`)!.doc.activeExecutionId = "another-turn";
+      return finish(uid, execution, ticket, stored);
+    };
+    const lost = await run(turn("two"));
+    expect(lost.output).toBe("Echo: two");
+    expect(executions.conversations.get(`alice/${CID}`)!.messages).toHaveLength(2);
+    expect(logger.entries.find((e) => e.message === "conversation.turn_not_appended")).toMatchObject({
+      level: "warn",
+      fields: { executionId: lost.executionId, conversationId: CID, reason: "hold_lost" },
+    });
   });
 
   it("refuses an assistant message in a turn: the server keeps what the assistant said", async () => {
