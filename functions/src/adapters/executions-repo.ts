@@ -1,5 +1,5 @@
 import type { DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Timestamp, WriteBatch } from "firebase-admin/firestore";
-import { checkTurnFree, type StoredMessage } from "../core/conversation.js";
+import { checkTurnFree, historyAgrees, type StoredMessage } from "../core/conversation.js";
 import type { Execution, RecordedMessage } from "../core/execution.js";
 import { GlobalBudgetGate, type GlobalHold } from "../core/global-budget.js";
 import { idempotencyDecision, priorRunsOf } from "../core/idempotency.js";
@@ -196,7 +196,11 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         if (existing && repeat === "replay") return { kind: "replay", execution: existing };
         const conversation = conversationSnap ? conversationFromSnapshot(conversationSnap) : undefined;
         if (turn) checkTurnFree(conversation, execution.id, now);
-        const read = history ?? [];
+        // The history and the document are two reads, not one snapshot: when the history misses
+        // a turn the document has (it settled in between), read it again (rare: one round trip more).
+        // Without a document there is no history (a first turn that commits first makes this one's create fail).
+        let read = conversation ? (history ?? []) : [];
+        if (turn && conversation && !historyAgrees(read, conversation)) read = await loadHistory(firestore, uid, turn.id, turn.historyLimit);
         // The system message is on the document; a conversation from before that has it as message 0
         // (one read more, once: settlement keeps it on the document then).
         let system = conversation?.system ?? undefined;

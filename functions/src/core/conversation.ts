@@ -240,6 +240,15 @@ export function windowHistory(history: readonly StoredMessage[], system: StoredM
   return [...(system ? [system] : []), ...rest.slice(start)];
 }
 
+/**
+ * Whether the newest messages read agree with the conversation document read alongside (they
+ * are two reads, not one snapshot): the newest read is the document's last seq. When not, a
+ * turn that settled between the two reads is missing from the history, and it is read again.
+ */
+export function historyAgrees(history: readonly StoredMessage[], doc: Pick<ConversationDoc, "nextSeq">): boolean {
+  return (history.at(-1)?.seq ?? -1) >= doc.nextSeq - 1;
+}
+
 /** The system message a conversation keeps on its document once `appended` are its first messages. */
 export function systemOf(nextSeq: number, appended: readonly StoredMessage[]): StoredMessage | undefined {
   return nextSeq === 0 && appended[0]?.role === "system" ? appended[0] : undefined;

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Firestore } from "firebase-admin/firestore";
+import type { CollectionReference, Firestore } from "firebase-admin/firestore";
 import { describe, expect, it } from "vitest";
 import { conversationPaths } from "../../src/adapters/conversations-repo.js";
 import { firestoreExecutionStore, paths } from "../../src/adapters/executions-repo.js";
@@ -63,6 +63,19 @@ async function received(key: string): Promise<{ messages: WireMessage[] }[]> {
 const conversationDoc = async (uid: string, id: string) => (await adminDb().doc(conversationPaths.conversation(uid, id)).get()).data();
 const storedCount = async (uid: string, id: string) => (await adminDb().collection(conversationPaths.messages(uid, id)).count().get()).data().count;
 
+/** A Firestore whose method `name` is replaced for as long as `replace` says (the rest is the real one). */
+function intercepted(db: Firestore, name: "collection" | "batch", replace: (original: (...args: never[]) => unknown) => (...args: never[]) => unknown): Firestore {
+  const original = (db[name] as (...args: never[]) => unknown).bind(db);
+  const replacement = replace(original);
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === name) return replacement;
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 describe("the conversation's system message", () => {
   it("is kept on the document and sent past the 200 messages read; a conversation from before that gets it from message 0", async () => {
     const { run } = instance();
@@ -90,6 +103,27 @@ describe("the conversation's system message", () => {
 });
 
 describe("admission", () => {
+  it("reads the history again when it misses a turn the conversation document has (two reads, not one snapshot)", async () => {
+    const { uid, id } = ids();
+    await instance().run(uid, say(id, "one"));
+    await instance().run(uid, say(id, "two"));
+    // The next history query answers as if it had run before turn two settled (messages 0 and 1 only).
+    let stale = 0;
+    const db = intercepted(await firestore(), "collection", (original) => (path: string) => {
+      const collection = (original as (p: string) => CollectionReference)(path);
+      if (!path.endsWith("/messages") || stale > 0) return collection;
+      stale++;
+      return { orderBy: (field: string, direction: "desc") => collection.where("seq", "<", 2).orderBy(field, direction) };
+    });
+    const { data, record } = await (async () => {
+      const result = await instance({ db: async () => db }).run(uid, say(id, "count", "local-mini+report=messages"));
+      return { data: result, record: (await adminDb().doc(paths.execution(uid, result.executionId)).get()).data() };
+    })();
+    expect(stale).toBe(1);
+    expect(data.output).toBe("messages=5");
+    expect(record).toMatchObject({ conversation: { id, historyMessages: 4 } });
+  });
+
   it("writes the conversation reference on the running record, and reserves the history's media at their bound (limits doc)", async () => {
     const { uid, id } = ids();
     const { run } = instance();
