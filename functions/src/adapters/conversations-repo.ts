@@ -1,5 +1,5 @@
 import type { DocumentData, DocumentSnapshot, Firestore, QueryDocumentSnapshot, Timestamp, WriteBatch } from "firebase-admin/firestore";
-import { CONVERSATION_LIMITS, newConversation, storedBytes, systemOf, type ConversationDoc, type StoredMessage } from "../core/conversation.js";
+import { checkTurnFree, CONVERSATION_LIMITS, newConversation, storedBytes, systemOf, type ConversationDoc, type StoredMessage } from "../core/conversation.js";
 import { ExecutionError } from "../core/errors.js";
 import type { RecordedMessage } from "../core/execution.js";
 import type { ConversationTurn } from "../core/ports.js";
@@ -42,6 +42,7 @@ export function conversationFromSnapshot(snapshot: DocumentSnapshot): Conversati
     ...(data.system === null ? { system: null } : data.system && typeof data.system === "object" ? { system: storedMessageFromData(data.system as DocumentData) } : {}),
     ...(typeof data.activeExecutionId === "string" ? { activeExecutionId: data.activeExecutionId } : {}),
     ...(typeof data.activeUntil === "number" ? { activeUntil: data.activeUntil } : {}),
+    ...(data.deleting === true ? { deleting: true } : {}),
     ...(data.expireAt ? { expireAt: toDate(data.expireAt) } : {}),
   };
 }
@@ -69,7 +70,8 @@ export async function loadMessage(firestore: Firestore, uid: string, id: string,
 
 /** Admission's write: the turn holds the conversation until `until` (created at the first turn). */
 export function holdConversation(snapshot: DocumentSnapshot, turn: ConversationTurn, executionId: string, until: number, now: number): DocumentData {
-  const hold = { activeExecutionId: executionId, activeUntil: until };
+  // Taking over from a delete that stopped half-way (its hold expired): the conversation goes on.
+  const hold = { activeExecutionId: executionId, activeUntil: until, ...(snapshot.get("deleting") === true ? { deleting: false } : {}) };
   return snapshot.exists ? hold : { ...newConversation(turn, now), ...hold };
 }
 
@@ -175,17 +177,37 @@ export async function listConversations(
   return { conversations, nextStartAfter: snapshot.docs.length > limit ? conversations.at(-1)!.conversationId : null };
 }
 
+/** How long deleteConversation holds a conversation from its last step (renewed with every batch). */
+const DELETE_HOLD_MS = 60_000;
+
 /**
  * Deletes a conversation and its messages, in batches of a few hundred (a conversation of
  * thousands of messages is a few commits), the conversation document last, so that a delete
  * interrupted half-way can simply be repeated. A conversation with a turn running is refused.
+ * First it holds the conversation as a turn would (a precondition on the version it read), so
+ * that no turn is admitted while its messages go: such a turn would lose its answer.
  */
 export async function deleteConversation(firestore: Firestore, uid: string, id: string): Promise<{ conversationId: string; deletedMessages: number }> {
   const ref = firestore.doc(conversationPaths.conversation(uid, id));
-  const doc = conversationFromSnapshot(await ref.get());
-  if (!doc) throw new ExecutionError("not_found", `conversationId: you have no conversation "${id}".`);
-  if (doc.activeExecutionId && (doc.activeUntil ?? 0) > Date.now()) {
-    throw new ExecutionError("in_progress", "A turn of this conversation is running; delete it when the turn has finished.", { retryAfterMs: 1_000 });
+  const holder = `delete-${Math.random().toString(36).slice(2, 12)}`;
+  for (let attempt = 1; ; attempt++) {
+    const snapshot = await ref.get();
+    const doc = conversationFromSnapshot(snapshot);
+    if (!doc) throw new ExecutionError("not_found", `conversationId: you have no conversation "${id}".`);
+    const now = Date.now();
+    try {
+      checkTurnFree(doc, holder, now);
+    } catch {
+      const message = doc.deleting ? "This conversation is already being deleted." : "A turn of this conversation is running; delete it when the turn has finished.";
+      throw new ExecutionError("in_progress", message, { retryAfterMs: 1_000 });
+    }
+    try {
+      await ref.update({ activeExecutionId: holder, activeUntil: now + DELETE_HOLD_MS, deleting: true }, { lastUpdateTime: snapshot.updateTime! });
+      break;
+    } catch (error) {
+      // A turn was admitted (or settled) since the read: look again.
+      if ((error as { code?: unknown }).code !== 9 || attempt >= 5) throw error;
+    }
   }
   let deleted = 0;
   for (;;) {
@@ -193,6 +215,7 @@ export async function deleteConversation(firestore: Firestore, uid: string, id: 
     if (page.empty) break;
     const batch = firestore.batch();
     for (const message of page.docs) batch.delete(message.ref);
+    batch.update(ref, { activeUntil: Date.now() + DELETE_HOLD_MS });
     await batch.commit();
     deleted += page.size;
   }

@@ -38,6 +38,8 @@ export interface ConversationDoc {
   /** The turn running now, and until when it holds the conversation (its reservation's expiry). */
   activeExecutionId?: string;
   activeUntil?: number;
+  /** deleteConversation holds the conversation (as a turn would) while it removes it. */
+  deleting?: boolean;
   expireAt?: Date;
 }
 
@@ -62,13 +64,14 @@ export function conversationTitle(messages: readonly Message[]): string {
 }
 
 /** Throws `in_progress` when another turn holds the conversation; an expired hold (its instance died) does not count. */
-export function checkTurnFree(doc: Pick<ConversationDoc, "activeExecutionId" | "activeUntil"> | undefined, executionId: string, now: number): void {
+export function checkTurnFree(doc: Pick<ConversationDoc, "activeExecutionId" | "activeUntil" | "deleting"> | undefined, executionId: string, now: number): void {
   if (!doc?.activeExecutionId || doc.activeExecutionId === executionId) return;
   const until = doc.activeUntil ?? 0;
   if (until <= now) return;
-  throw new ExecutionError("in_progress", "Another turn of this conversation is still running; send the next one when it has finished.", {
-    retryAfterMs: Math.min(1_000, until - now),
-  });
+  const message = doc.deleting
+    ? "This conversation is being deleted."
+    : "Another turn of this conversation is still running; send the next one when it has finished.";
+  throw new ExecutionError("in_progress", message, { retryAfterMs: Math.min(1_000, until - now) });
 }
 
 /** What a turn stores: the new messages and the answer, as records keep messages (no data-URL bytes). */

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import type { CollectionReference, Firestore } from "firebase-admin/firestore";
+import type { CollectionReference, Firestore, WriteBatch } from "firebase-admin/firestore";
 import { describe, expect, it } from "vitest";
-import { conversationPaths } from "../../src/adapters/conversations-repo.js";
+import { conversationPaths, deleteConversation } from "../../src/adapters/conversations-repo.js";
 import { firestoreExecutionStore, paths } from "../../src/adapters/executions-repo.js";
 import { firestore } from "../../src/adapters/firestore.js";
 import { openAIModelClient } from "../../src/adapters/openai-model-client.js";
@@ -178,6 +178,38 @@ describe("settlement", () => {
     expect(error).toMatchObject({ category: "provider_auth" });
     expect(await conversationDoc(uid, id)).toBeUndefined();
     expect((await adminDb().doc(paths.execution(uid, error.executionId!)).get()).data()).toMatchObject({ status: "failed", conversation: { id, historyMessages: 0 } });
+  });
+});
+
+describe("deleteConversation", () => {
+  it("holds the conversation while it deletes: a turn in between is refused, not admitted to lose its answer", async () => {
+    const { uid, id } = ids();
+    await instance().run(uid, say(id, "hello"));
+    await writeMessages(uid, id, 2, 500);
+    // The delete pauses after its first batch of messages.
+    let release!: () => void;
+    const paused = new Promise<void>((resolve) => (release = resolve));
+    let batches = 0;
+    const db = intercepted(await firestore(), "batch", (original) => () => {
+      const batch = (original as () => WriteBatch)();
+      const commit = batch.commit.bind(batch);
+      batch.commit = async () => {
+        const result = await commit();
+        if (++batches === 1) await paused;
+        return result;
+      };
+      return batch;
+    });
+    const deleting = deleteConversation(db, uid, id);
+    await expect.poll(() => batches).toBe(1);
+    const refused = await instance()
+      .run(uid, say(id, "in between"))
+      .catch((e: unknown) => e as ExecutionError);
+    expect(refused).toMatchObject({ category: "in_progress", message: "This conversation is being deleted.", retryable: true });
+    release();
+    expect(await deleting).toEqual({ conversationId: id, deletedMessages: 502 });
+    expect(await conversationDoc(uid, id)).toBeUndefined();
+    expect(await storedCount(uid, id)).toBe(0);
   });
 });
 
