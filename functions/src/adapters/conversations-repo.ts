@@ -68,10 +68,26 @@ export async function loadMessage(firestore: Firestore, uid: string, id: string,
   return data ? storedMessageFromData(data) : undefined;
 }
 
-/** Admission's write: the turn holds the conversation until `until` (created at the first turn). */
-export function holdConversation(snapshot: DocumentSnapshot, turn: ConversationTurn, executionId: string, until: number, now: number): DocumentData {
-  // Taking over from a delete that stopped half-way (its hold expired): the conversation goes on.
-  const hold = { activeExecutionId: executionId, activeUntil: until, ...(snapshot.get("deleting") === true ? { deleting: false } : {}) };
+/**
+ * Admission's write: the turn holds the conversation until `until` (created at the first turn).
+ * `system`: the system message found in the messages of a conversation from before it was kept
+ * on the document, kept there from now on (null: it has none).
+ */
+export function holdConversation(
+  snapshot: DocumentSnapshot,
+  turn: ConversationTurn,
+  executionId: string,
+  until: number,
+  now: number,
+  system?: StoredMessage | null,
+): DocumentData {
+  const hold = {
+    activeExecutionId: executionId,
+    activeUntil: until,
+    // Taking over from a delete that stopped half-way (its hold expired): the conversation goes on.
+    ...(snapshot.get("deleting") === true ? { deleting: false } : {}),
+    ...(system !== undefined ? { system } : {}),
+  };
   return snapshot.exists ? hold : { ...newConversation(turn, now), ...hold };
 }
 
@@ -96,8 +112,6 @@ export function settleConversation(
     expireAt: Date;
     turn?: RecordedMessage[];
     created?: boolean;
-    /** A system message to keep on the document now (a conversation from before it was kept there). */
-    system?: StoredMessage | null;
   },
   deleteField: () => unknown,
   increment: (n: number) => unknown,
@@ -105,7 +119,7 @@ export function settleConversation(
 ): "appended" | "released" | "removed" {
   const { uid, id, turn } = fields;
   const ref = firestore.doc(conversationPaths.conversation(uid, id));
-  const release = { activeExecutionId: deleteField(), activeUntil: deleteField(), ...(fields.system !== undefined ? { system: fields.system } : {}) };
+  const release = { activeExecutionId: deleteField(), activeUntil: deleteField() };
   let update: DocumentData = release;
   if (turn && turn.length > 0) {
     const stored = turn.map((message, i) => ({ ...message, seq: fields.nextSeq + i, executionId: fields.executionId, createdAt: fields.at, expireAt: fields.expireAt }));

@@ -202,7 +202,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         let read = conversation ? (history ?? []) : [];
         if (turn && conversation && !historyAgrees(read, conversation)) read = await loadHistory(firestore, uid, turn.id, turn.historyLimit);
         // The system message is on the document; a conversation from before that has it as message 0
-        // (one read more, once: settlement keeps it on the document then).
+        // (one read more, once: the hold written below keeps it on the document).
         let system = conversation?.system ?? undefined;
         const legacy = turn !== undefined && conversation !== undefined && conversation.system === undefined && conversation.nextSeq > 0;
         if (legacy) {
@@ -259,7 +259,9 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         }
         // The running record references the conversation from the start: an abandoned turn keeps it too.
         if (turn && planned) record = { ...record, conversation: { id: turn.id, historyMessages: planned.messages.length } };
-        if (turn && conversationSnap) guardedWrite(conversationSnap, holdConversation(conversationSnap, turn, execution.id, request.expireAt, now));
+        if (turn && conversationSnap) {
+          guardedWrite(conversationSnap, holdConversation(conversationSnap, turn, execution.id, request.expireAt, now, legacy ? (system ?? null) : undefined));
+        }
         batch.set(recordRef, toDoc(record));
         let results: Awaited<ReturnType<WriteBatch["commit"]>>;
         try {
@@ -287,7 +289,6 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
                     version: results.at(-2)!.writeTime,
                     expireAt: turn.expireAt.getTime(),
                     ...((conversation?.nextSeq ?? 0) === 0 ? { created: true } : {}),
-                    ...(legacy ? { system: system ?? null } : {}),
                   },
                 }
               : {}),
@@ -368,7 +369,6 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
               expireAt: new Date(held.expireAt),
               ...(execution.status === "succeeded" && turn ? { turn } : {}),
               ...(held.created ? { created: true } : {}),
-              ...(held.system !== undefined ? { system: held.system } : {}),
             },
             () => FV.delete(),
             (n) => FV.increment(n),

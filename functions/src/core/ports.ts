@@ -105,8 +105,6 @@ export interface AdmissionTicket {
     expireAt: number;
     /** Nothing was stored in it at admission (this turn created it): if the turn stores nothing either, settlement removes it. */
     created?: boolean;
-    /** A conversation from before its system message was kept on its document: the one found, to keep there now (null: none). */
-    system?: StoredMessage | null;
   };
 }
 
