@@ -115,9 +115,10 @@ describe("conversations through executePrompt (firebase SDK)", () => {
     connectFirestoreEmulator(db, host!, Number(port));
     const seen: number[] = [];
     const unsubscribe = onSnapshot(query(collection(db, conversationPaths.messages(user.uid, id)), orderBy("seq")), (snapshot) => seen.push(snapshot.size));
-    await expect.poll(() => seen.at(-1)).toBe(2);
+    // The web SDK's first connection to the emulator can take a while on a busy machine.
+    await expect.poll(() => seen.at(-1), { timeout: 15_000 }).toBe(2);
     await execute()(say(id, "again"));
-    await expect.poll(() => seen.at(-1)).toBe(4);
+    await expect.poll(() => seen.at(-1), { timeout: 15_000 }).toBe(4);
     unsubscribe();
     // Never 3: the new turn and the answer arrive in one commit.
     expect(seen).not.toContain(3);
@@ -199,7 +200,8 @@ describe("a crash in the middle of a turn", () => {
     void fetch(`${url}/executePrompt`, {
       method: "POST",
       headers: { authorization: `Bearer ${user.idToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ data: { ...say(id, "stuck", "local-mini+fail=hang"), timeoutMs: 1_000 } }),
+      // A time limit long enough that the instance is killed before it would end the turn itself.
+      body: JSON.stringify({ data: { ...say(id, "stuck", "local-mini+fail=hang"), timeoutMs: 5_000 } }),
     }).catch(() => undefined);
     await expect.poll(async () => (await conversation(user.uid, id))?.activeExecutionId, { timeout: 20_000 }).toBeDefined();
 
@@ -207,7 +209,9 @@ describe("a crash in the middle of a turn", () => {
     await exited;
     const error = await rejection(execute()(say(id, "too soon")));
     expect(error.details).toMatchObject({ category: "in_progress" });
-    await new Promise((resolve) => setTimeout(resolve, 1_500)); // past the hold (1 s time limit + 0.3 s grace)
+    // Past the hold (5 s time limit + 0.3 s grace from its admission).
+    const until = (await conversation(user.uid, id))!.activeUntil as number;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, until - Date.now()) + 100));
     const { data } = await execute()(say(id, "after the crash", "local-mini+report=messages"));
     expect(data.output).toBe("messages=1");
     expect((await stored(user.uid, id)).map((m) => m.content)).toEqual(["after the crash", "messages=1"]);
