@@ -59,9 +59,13 @@ export async function settleUnsettled(text: string, log: (line: string) => void 
       completedAt: date(entry.record.completedAt),
       expireAt: date(entry.record.expireAt)!,
     } as Execution;
-    await store.finish(entry.uid, record, entry.ticket);
+    const result = await store.finish(entry.uid, record, entry.ticket);
     settled++;
     log(`settled ${entry.uid}/${entry.executionId}: ${record.status}, ${record.cost?.micros ?? 0} µ$`);
+    if (record.conversation && record.status === "succeeded" && result && result.conversation !== undefined) {
+      // The answer is not in the log (nor, without LOG_PROMPTS, its text), and the turn's hold is long gone.
+      log(`warning: conversation.turn_not_appended: ${entry.uid}/${entry.executionId} answered in conversation ${record.conversation.id}, which does not keep this turn`);
+    }
   }
   return settled;
 }

@@ -1,6 +1,7 @@
 import { createSign, createVerify, generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { getAuth, type DecodedIdToken } from "firebase-admin/auth";
+import type { Query as FirestoreQuery } from "firebase-admin/firestore";
 import { onCall, onRequest } from "firebase-functions/https";
 import type * as AdminApp from "../../functions/src/adapters/admin-app.js";
 import type * as Auth from "../../functions/src/adapters/auth.js";
@@ -43,11 +44,20 @@ const [
  */
 
 const mode = process.env.BENCH_STORES === "firestore" ? "firestore" : "memory";
-const counters = { getAlls: 0, docsRead: 0, commits: 0, docsWritten: 0 };
+const counters = { getAlls: 0, docsRead: 0, commits: 0, docsWritten: 0, queries: 0, queryDocsRead: 0 };
 
-/** Counts what the stores ask of Firestore: they only use getAll and batches. */
+/** Counts what the stores ask of Firestore: getAll and batches, and queries (a conversation's history). */
 async function instrumentFirestore(): Promise<void> {
   const db = await firestore();
+  const { Query } = await import("firebase-admin/firestore");
+  const get = Query.prototype.get;
+  Query.prototype.get = async function (this: FirestoreQuery) {
+    const snapshot = await get.call(this);
+    counters.queries++;
+    // Firestore bills a query at least one read, even when it returns nothing.
+    counters.queryDocsRead += Math.max(1, snapshot.size);
+    return snapshot;
+  } as typeof get;
   const getAll = db.getAll.bind(db);
   db.getAll = ((...refs: Parameters<typeof db.getAll>) => {
     counters.getAlls++;

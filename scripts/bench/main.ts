@@ -17,6 +17,10 @@ const STREAMS = Number(process.env.BENCH_STREAMS ?? 600);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "64,256,512").split(",").map(Number);
+const CONVERSATION_ROUNDS = Number(process.env.BENCH_CONVERSATION_ROUNDS ?? 300);
+const CONVERSATION_MESSAGES = 50;
+/** `BENCH_ONLY=conversation` runs the conversation series alone (Firestore mode), for a quick look. */
+const ONLY = process.env.BENCH_ONLY;
 const USERS = 40;
 
 const need = (name: string) => {
@@ -41,8 +45,17 @@ async function signUp(): Promise<string> {
 interface Host {
   url: string;
   child: ChildProcess;
-  stats(): Promise<{ rss: number; peakRss: number; cpuMicros: number; firestore: { getAlls: number; docsRead: number; commits: number; docsWritten: number } }>;
+  stats(): Promise<{ rss: number; peakRss: number; cpuMicros: number; firestore: FirestoreCounters }>;
   stop(): Promise<void>;
+}
+
+interface FirestoreCounters {
+  getAlls: number;
+  docsRead: number;
+  commits: number;
+  docsWritten: number;
+  queries: number;
+  queryDocsRead: number;
 }
 
 /** The bare relay (relay.ts): the floor any gateway pays for the second hop. */
@@ -188,14 +201,12 @@ async function latencySuite(host: Host, tokens: string[], relayUrl: string) {
     }
   }
   const after = await host.stats();
-  const executions = 2 * (WARMUP + CALLS);
-  const per = (key: keyof typeof after.firestore) => (after.firestore[key] - before.firestore[key]) / executions;
   return {
     api: added(series.sdkDirect, series.sdkApi),
     relay: added(series.sdkDirect, series.sdkRelay),
     apiOverRelay: added(series.sdkRelay, series.sdkApi),
     callable: added(series.fetchDirect, series.callable),
-    firestorePerExecution: { getAlls: per("getAlls"), docsRead: per("docsRead"), commits: per("commits"), docsWritten: per("docsWritten") },
+    firestorePerExecution: perExecution(before.firestore, after.firestore, 2 * (WARMUP + CALLS)),
   };
 }
 
@@ -331,6 +342,117 @@ async function throughputSuite(targets: { name: string; url: string; headers: (i
   return out;
 }
 
+/** What the host's Firestore counters moved by, per execution. */
+function perExecution(before: FirestoreCounters, after: FirestoreCounters, executions: number): FirestoreCounters {
+  const per = (key: keyof FirestoreCounters) => (after[key] - before[key]) / executions;
+  return { getAlls: per("getAlls"), docsRead: per("docsRead"), queries: per("queries"), queryDocsRead: per("queryDocsRead"), commits: per("commits"), docsWritten: per("docsWritten") };
+}
+
+const uidOf = (token: string) => (JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString("utf8")) as { sub: string }).sub;
+
+/**
+ * A turn on a conversation of CONVERSATION_MESSAGES stored messages (~200 characters each)
+ * against a plain request, through the callable on the Firestore-mode instance, interleaved:
+ * what loading and windowing the history adds to latency and to time to first token, and
+ * what it costs in Firestore reads. Each turn gets a conversation of its own, written
+ * beforehand, so that every one sees exactly CONVERSATION_MESSAGES stored messages.
+ */
+async function conversationSuite(host: Host, tokens: string[]) {
+  const { initializeApp, getApps } = await import("firebase-admin/app");
+  const { getFirestore } = await import("firebase-admin/firestore");
+  const app = getApps().find((a) => a.name === "bench") ?? initializeApp({ projectId: need("GCLOUD_PROJECT") }, "bench");
+  const db = getFirestore(app);
+  const run = `b${Date.now().toString(36)}`;
+  const counted = 20;
+  const total = Math.min(WARMUP, 50) + CONVERSATION_ROUNDS + counted;
+  const text = (seq: number) => `message ${seq}: ${"the quick brown fox jumps over the lazy dog ".repeat(4)}`.slice(0, 200);
+  const conversationOf = (i: number, kind: string) => ({ uid: uidOf(tokens[i % tokens.length]!), id: `${run}-${kind}-${i}` });
+  // Every conversation the suite uses, written directly: the document and its messages (as turns would have).
+  let batch = db.batch();
+  let writes = 0;
+  for (let i = 0; i < total; i++) {
+    for (const kind of ["whole", "stream"]) {
+      const { uid, id } = conversationOf(i, kind);
+      const base = `users/${uid}/conversations/${id}`;
+      const now = new Date();
+      batch.set(db.doc(base), {
+        title: "bench", model: "local-mini", createdAt: now, updatedAt: now, messageCount: CONVERSATION_MESSAGES, lastExecutionId: "bench",
+        historyBytes: CONVERSATION_MESSAGES * 204, nextSeq: CONVERSATION_MESSAGES, system: null, expireAt: new Date(Date.now() + 86_400_000),
+      });
+      for (let seq = 0; seq < CONVERSATION_MESSAGES; seq++) {
+        batch.set(db.doc(`${base}/messages/${String(seq).padStart(10, "0")}`), { role: seq % 2 === 0 ? "user" : "assistant", content: text(seq), seq, executionId: "bench", createdAt: now });
+      }
+      writes += 1 + CONVERSATION_MESSAGES;
+      if (writes >= 450) {
+        await batch.commit();
+        batch = db.batch();
+        writes = 0;
+      }
+    }
+  }
+  if (writes > 0) await batch.commit();
+
+  const call = async (i: number, conversationId: string | undefined, model: string, stream: boolean): Promise<number> => {
+    const start = performance.now();
+    const response = await fetch(`${host.url}/executePrompt`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${tokens[i % tokens.length]}`, ...(stream ? { accept: "text/event-stream" } : {}) },
+      body: JSON.stringify({ data: { model, messages, ...(conversationId ? { conversationId } : {}) } }),
+    });
+    if (!stream) {
+      const body = (await response.json()) as { result?: unknown };
+      if (!body.result) throw new Error(`callable failed: ${JSON.stringify(body)}`);
+      return performance.now() - start;
+    }
+    let ttft = Number.NaN;
+    await readSse(response, (data) => {
+      if (Number.isNaN(ttft) && data.startsWith('{"message":{"type":"delta"')) ttft = performance.now() - start;
+    });
+    if (Number.isNaN(ttft)) throw new Error("stream without a delta");
+    return ttft;
+  };
+  const series = { plain: [] as number[], conversation: [] as number[], plainTtft: [] as number[], conversationTtft: [] as number[] };
+  const runs: Record<keyof typeof series, (i: number) => Promise<number>> = {
+    plain: (i) => call(i, undefined, "local-mini", false),
+    conversation: (i) => call(i, conversationOf(i, "whole").id, "local-mini", false),
+    plainTtft: (i) => call(i, undefined, "local-mini+deltas=2", true),
+    conversationTtft: (i) => call(i, conversationOf(i, "stream").id, "local-mini+deltas=2", true),
+  };
+  const warmup = Math.min(WARMUP, 50);
+  for (let i = 0; i < warmup + CONVERSATION_ROUNDS; i++) {
+    for (const name of shuffle(Object.keys(runs) as (keyof typeof series)[])) {
+      const elapsed = await runs[name](i);
+      if (i >= warmup) series[name].push(elapsed);
+    }
+  }
+  // Firestore per execution, each kind alone.
+  const firestorePer = async (work: (i: number) => Promise<number>) => {
+    const before = (await host.stats()).firestore;
+    for (let i = warmup + CONVERSATION_ROUNDS; i < total; i++) await work(i);
+    return perExecution(before, (await host.stats()).firestore, counted);
+  };
+  return {
+    storedMessages: CONVERSATION_MESSAGES,
+    latency: added(series.plain, series.conversation),
+    ttft: added(series.plainTtft, series.conversationTtft),
+    firestorePerExecution: { plain: await firestorePer(runs.plain), conversation: await firestorePer(runs.conversation) },
+  };
+}
+
+function conversationLines(c: Awaited<ReturnType<typeof conversationSuite>>): string[] {
+  const reads = (f: FirestoreCounters) =>
+    `${f.getAlls.toFixed(2)} batched reads (${f.docsRead.toFixed(2)} documents), ${f.queries.toFixed(2)} queries (${f.queryDocsRead.toFixed(2)} documents), ${f.commits.toFixed(2)} commits (${f.docsWritten.toFixed(2)} document writes)`;
+  return [
+    `A conversation's turn (${c.storedMessages} stored messages) against a plain request, executePrompt callable, Firestore emulator`,
+    "| series | paired p50 | paired p99 | Δp50 | Δp99 | plain p50 / p99 |",
+    "| --- | --- | --- | --- | --- | --- |",
+    row("added latency, non-streamed", c.latency),
+    row("added TTFT, streamed", c.ttft),
+    `Firestore per plain request: ${reads(c.firestorePerExecution.plain)}`,
+    `Firestore per conversation turn: ${reads(c.firestorePerExecution.conversation)}`,
+  ];
+}
+
 function coldStart(mode: "baseline" | "entry", token: string): Promise<Record<string, number>> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["scripts/bench/cold-start.mjs", mode], {
@@ -376,6 +498,17 @@ log(`bench: ${CALLS} calls per non-streamed series, ${STREAMS} per streamed seri
 const tokens = await Promise.all(Array.from({ length: USERS }, signUp));
 const results: Record<string, unknown> = { machine: { cpus: (await import("node:os")).cpus().length, node: process.version }, calls: CALLS, streams: STREAMS };
 
+if (ONLY === "conversation") {
+  log(`bench: conversation turns only (${CONVERSATION_ROUNDS} rounds)`);
+  const host = await startHost("firestore");
+  const conversation = await conversationSuite(host, tokens);
+  await host.stop();
+  console.log(["", ...conversationLines(conversation)].join("\n"));
+  mkdirSync(`${ROOT}/bench`, { recursive: true });
+  writeFileSync(`${ROOT}/bench/results-conversation.json`, JSON.stringify({ ...results, conversation }, null, 2));
+  process.exit(0);
+}
+
 const relay = await startRelay();
 for (const stores of ["memory", "firestore"] as const) {
   log(`bench: ${stores} stores: non-streamed`);
@@ -386,6 +519,11 @@ for (const stores of ["memory", "firestore"] as const) {
     stores === "memory"
       ? await streamingSuite(host, tokens, "deltas=8,interval=5", STREAMS)
       : await streamingSuite(host, tokens, "deltas=2", Math.ceil(STREAMS / 2));
+  let conversation: Awaited<ReturnType<typeof conversationSuite>> | undefined;
+  if (stores === "firestore") {
+    log("bench: Firestore stores: conversation turns");
+    conversation = await conversationSuite(host, tokens);
+  }
   let throughput: Awaited<ReturnType<typeof throughputSuite>> | undefined;
   if (stores === "memory") {
     log("bench: sustained throughput, 32 clients");
@@ -396,7 +534,7 @@ for (const stores of ["memory", "firestore"] as const) {
     ]);
   }
   await host.stop();
-  results[stores] = { latency, streaming, ...(throughput ? { throughput } : {}) };
+  results[stores] = { latency, streaming, ...(throughput ? { throughput } : {}), ...(conversation ? { conversation } : {}) };
 }
 await relay.stop();
 results.concurrency = [];
@@ -413,6 +551,7 @@ type Suite = {
   latency: Awaited<ReturnType<typeof latencySuite>>;
   streaming: Awaited<ReturnType<typeof streamingSuite>>;
   throughput?: Awaited<ReturnType<typeof throughputSuite>>;
+  conversation?: Awaited<ReturnType<typeof conversationSuite>>;
 };
 const memory = results.memory as Suite;
 const firestoreSuite = results.firestore as Suite;
@@ -442,6 +581,8 @@ const lines = [
   "",
   `Inter-delta gap p99 (provider every 5 ms): direct ${ms(memory.streaming.gaps.direct.p99)}, /v1 ${ms(memory.streaming.gaps.api.p99)} (+${ms(memory.streaming.gaps.api.p99 - memory.streaming.gaps.direct.p99)}), callable ${ms(memory.streaming.gaps.callable.p99)} (+${ms(memory.streaming.gaps.callable.p99 - memory.streaming.gaps.direct.p99)})`,
   `Firestore per execution: ${firestoreSuite.latency.firestorePerExecution.getAlls.toFixed(2)} batched reads (${firestoreSuite.latency.firestorePerExecution.docsRead.toFixed(2)} documents), ${firestoreSuite.latency.firestorePerExecution.commits.toFixed(2)} commits (${firestoreSuite.latency.firestorePerExecution.docsWritten.toFixed(2)} document writes)`,
+  "",
+  ...conversationLines(firestoreSuite.conversation!),
   "",
   "Concurrent streams through one instance (64 deltas every 20 ms each, in-memory stores)",
   "| streams | errors | lost or reordered | direct gap p99 | our gap p99 | added p99 | peak RSS |",

@@ -1,13 +1,13 @@
 import type { DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Timestamp, WriteBatch } from "firebase-admin/firestore";
-import { checkTurnFree, type StoredMessage } from "../core/conversation.js";
+import { checkTurnFree, historyAgrees, type StoredMessage } from "../core/conversation.js";
 import type { Execution, RecordedMessage } from "../core/execution.js";
 import { GlobalBudgetGate, type GlobalHold } from "../core/global-budget.js";
 import { idempotencyDecision, priorRunsOf } from "../core/idempotency.js";
 import { abandoned, ABANDONED_DELTA, usageDelta, type UsageTotals } from "../core/ledger.js";
 import { decideAdmission, headroomAfter, partitionReservations, usagePeriods } from "../core/limits.js";
-import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore } from "../core/ports.js";
+import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, FinishResult } from "../core/ports.js";
 import { systemClock } from "../core/ports.js";
-import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, settleConversation } from "./conversations-repo.js";
+import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, loadMessage, settleConversation } from "./conversations-repo.js";
 import { firestoreGlobalTotals, globalPaths } from "./global-ledger-repo.js";
 import { accountFromLanes, laneCountOf, LaneCounts, laneFromSnapshot, reservationsOf, userPaths } from "./user-state-repo.js";
 
@@ -196,7 +196,21 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         if (existing && repeat === "replay") return { kind: "replay", execution: existing };
         const conversation = conversationSnap ? conversationFromSnapshot(conversationSnap) : undefined;
         if (turn) checkTurnFree(conversation, execution.id, now);
-        const reserveMicros = turn ? turn.reserveFor(conversation?.historyBytes ?? 0) : request.reserveMicros;
+        // The history and the document are two reads, not one snapshot: when the history misses
+        // a turn the document has (it settled in between), read it again (rare: one round trip more).
+        // Without a document there is no history (a first turn that commits first makes this one's create fail).
+        let read = conversation ? (history ?? []) : [];
+        if (turn && conversation && !historyAgrees(read, conversation)) read = await loadHistory(firestore, uid, turn.id, turn.historyLimit);
+        // The system message is on the document; a conversation from before that has it as message 0
+        // (one read more, once: the hold written below keeps it on the document).
+        let system = conversation?.system ?? undefined;
+        const legacy = turn !== undefined && conversation !== undefined && conversation.system === undefined && conversation.nextSeq > 0;
+        if (legacy) {
+          const first = read[0]?.seq === 0 ? read[0] : await loadMessage(firestore, uid, turn.id, 0);
+          system = first?.role === "system" ? first : undefined;
+        }
+        const planned = turn ? turn.window(read, system) : undefined;
+        const reserveMicros = planned ? planned.reserveMicros : request.reserveMicros;
         // A one-lane user writes lane 0; others a random lane (docs/scaling.md: the bound this costs).
         const lane = laneCount === 1 ? 0 : randomIndex(laneCount);
         const laneSnap = laneSnaps[lane]!;
@@ -243,7 +257,11 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           }
           record = { ...execution, prior: priorRunsOf(reclaimed ? { ...existing, ...abandoned(new Date(now)) } : existing) };
         }
-        if (turn && conversationSnap) guardedWrite(conversationSnap, holdConversation(conversationSnap, turn, execution.id, request.expireAt, now));
+        // The running record references the conversation from the start: an abandoned turn keeps it too.
+        if (turn && planned) record = { ...record, conversation: { id: turn.id, historyMessages: planned.messages.length } };
+        if (turn && conversationSnap) {
+          guardedWrite(conversationSnap, holdConversation(conversationSnap, turn, execution.id, request.expireAt, now, legacy ? (system ?? null) : undefined));
+        }
         batch.set(recordRef, toDoc(record));
         let results: Awaited<ReturnType<WriteBatch["commit"]>>;
         try {
@@ -264,11 +282,21 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
             reservedMicros: reserveMicros,
             ...(globalShard !== undefined ? { globalShard } : {}),
             version,
-            ...(turn ? { conversation: { id: turn.id, nextSeq: conversation?.nextSeq ?? 0, version: results.at(-2)!.writeTime, expireAt: turn.expireAt.getTime() } } : {}),
+            ...(turn
+              ? {
+                  conversation: {
+                    id: turn.id,
+                    nextSeq: conversation?.nextSeq ?? 0,
+                    version: results.at(-2)!.writeTime,
+                    expireAt: turn.expireAt.getTime(),
+                    ...((conversation?.nextSeq ?? 0) === 0 ? { created: true } : {}),
+                  },
+                }
+              : {}),
           },
           headroom,
           ...(record.prior ? { prior: record.prior } : {}),
-          ...(history ? { history } : {}),
+          ...(planned ? { history: planned.messages } : {}),
         };
       });
     },
@@ -311,6 +339,10 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
       });
     },
 
+    async recordUnadmitted(uid: string, execution: Execution): Promise<void> {
+      await recordUnadmitted(await db(), await fieldValues(), addToLedger, options.globalShards, uid, execution);
+    },
+
     /**
      * The final record, the ledger and the release, in one commit guarded by the `running`
      * record's version: if a try whose outcome we never learned went through, the repeat is
@@ -318,11 +350,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
      * meanwhile closed as abandoned (settlement outlived the reservation), the settlement
      * replaces that closure, counting only the difference in the ledger.
      */
-    async recordUnadmitted(uid: string, execution: Execution): Promise<void> {
-      await recordUnadmitted(await db(), await fieldValues(), addToLedger, options.globalShards, uid, execution);
-    },
-
-    async finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<void> {
+    async finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<FinishResult> {
       const firestore = await db();
       const FV = await fieldValues();
       const doc = (path: string) => firestore.doc(path);
@@ -330,10 +358,11 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
       const at = execution.completedAt?.getTime() ?? Date.now();
       const held = ticket.conversation;
       const lane = ticket.lane ?? 0;
-      const commit = async (version: Timestamp | undefined, delta: UsageTotals, release: boolean, withConversation: boolean) => {
+      const commit = async (version: Timestamp | undefined, delta: UsageTotals, release: boolean, withConversation: boolean): Promise<FinishResult> => {
         const batch = firestore.batch();
+        const result: FinishResult = held ? { conversation: "skipped" } : {};
         if (held && withConversation) {
-          settleConversation(
+          result.conversation = settleConversation(
             batch,
             firestore,
             {
@@ -345,6 +374,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
               at: new Date(at),
               expireAt: new Date(held.expireAt),
               ...(execution.status === "succeeded" && turn ? { turn } : {}),
+              ...(held.created ? { created: true } : {}),
             },
             () => FV.delete(),
             (n) => FV.increment(n),
@@ -364,28 +394,27 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           ...(release && ticket.globalShard !== undefined ? { releasedMicros: ticket.reservedMicros ?? 0 } : {}),
         });
         await batch.commit();
+        return result;
       };
       const version = await asTimestamp(ticket.version);
       try {
-        await commit(version, usageDelta(execution), true, true);
+        return await commit(version, usageDelta(execution), true, true);
       } catch (error) {
         if (!lostRace(error)) throw error;
         const current = await recordRef.get();
         const data = current.data();
         if (!data) throw error;
-        if (data.status === execution.status && toDate(data.completedAt)?.getTime() === execution.completedAt?.getTime()) return; // ours, already in
+        if (data.status === execution.status && toDate(data.completedAt)?.getTime() === execution.completedAt?.getTime()) return {}; // ours, already in
         if (data.abandoned === true && data.status === "failed") {
           // Settled after its hold expired and was reclaimed: the execution's truth replaces the
-          // closure; the conversation went on without this turn.
+          // closure; the conversation went on without this turn (reported: "skipped").
           const delta = subtractTotals(usageDelta(execution), ABANDONED_DELTA);
-          await commit(current.updateTime, delta, false, false);
-          return;
+          return await commit(current.updateTime, delta, false, false);
         }
         if (held && version && current.updateTime?.isEqual(version)) {
           // The record is as admission left it, so the conversation moved on (another turn took it
-          // over after this one's hold expired): settle the execution without touching it.
-          await commit(version, usageDelta(execution), true, false);
-          return;
+          // over after this one's hold expired): settle the execution without touching it ("skipped").
+          return await commit(version, usageDelta(execution), true, false);
         }
         throw error;
       }

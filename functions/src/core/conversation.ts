@@ -1,6 +1,8 @@
+import { DEFAULT_IMAGE_TOKENS, type ResolvedModel } from "./catalog.js";
 import { ExecutionError } from "./errors.js";
 import type { RecordedMessage, RecordedPart } from "./execution.js";
 import { capInput } from "./execution.js";
+import { inputTokensBound } from "./limits.js";
 import type { MediaReference } from "./media.js";
 import { textOf, type Message, type Part, type ToolCall } from "./messages.js";
 import type { ConversationTurn } from "./ports.js";
@@ -22,13 +24,22 @@ export interface ConversationDoc {
   updatedAt: Date;
   messageCount: number;
   lastExecutionId: string | null;
-  /** UTF-8 bytes of every stored message: what the budget reservation bounds the history by. */
+  /** UTF-8 bytes of the text of every stored message (media not included): a size, for operators. */
   historyBytes: number;
   /** The seq the next stored message gets. */
   nextSeq: number;
+  /**
+   * The conversation's system message (its first stored message, when that is a system one),
+   * kept here because admission reads this document anyway: it is sent with every turn however
+   * long the conversation, and TTL never removes it while the conversation is in use. `null`:
+   * none. Absent: a conversation from before it was kept here (then it is message 0).
+   */
+  system?: StoredMessage | null;
   /** The turn running now, and until when it holds the conversation (its reservation's expiry). */
   activeExecutionId?: string;
   activeUntil?: number;
+  /** deleteConversation holds the conversation (as a turn would) while it removes it. */
+  deleting?: boolean;
   expireAt?: Date;
 }
 
@@ -53,13 +64,14 @@ export function conversationTitle(messages: readonly Message[]): string {
 }
 
 /** Throws `in_progress` when another turn holds the conversation; an expired hold (its instance died) does not count. */
-export function checkTurnFree(doc: Pick<ConversationDoc, "activeExecutionId" | "activeUntil"> | undefined, executionId: string, now: number): void {
+export function checkTurnFree(doc: Pick<ConversationDoc, "activeExecutionId" | "activeUntil" | "deleting"> | undefined, executionId: string, now: number): void {
   if (!doc?.activeExecutionId || doc.activeExecutionId === executionId) return;
   const until = doc.activeUntil ?? 0;
   if (until <= now) return;
-  throw new ExecutionError("in_progress", "Another turn of this conversation is still running; send the next one when it has finished.", {
-    retryAfterMs: Math.min(1_000, until - now),
-  });
+  const message = doc.deleting
+    ? "This conversation is being deleted."
+    : "Another turn of this conversation is still running; send the next one when it has finished.";
+  throw new ExecutionError("in_progress", message, { retryAfterMs: Math.min(1_000, until - now) });
 }
 
 /** What a turn stores: the new messages and the answer, as records keep messages (no data-URL bytes). */
@@ -74,58 +86,175 @@ function capStored(message: RecordedMessage): RecordedMessage {
   return message.content.length <= max ? message : { ...message, content: message.content.slice(0, max) };
 }
 
-/** UTF-8 bytes of a stored message's text, tool calls included (what the history's bound adds up). */
+/**
+ * UTF-8 bytes of a stored message's text, tool calls included (what the conversation's
+ * `historyBytes` adds up). Media parts count nothing here: what they cost is bounded per part,
+ * per model, when they are sent (renderStored).
+ */
 export function storedBytes(message: RecordedMessage): number {
   let text = message.role === "tool" ? message.content + message.toolCallId : "";
   if (message.role !== "tool") {
     if (typeof message.content === "string") text += message.content;
-    else if (message.content) for (const part of message.content) text += part.type === "text" ? part.text : (part.url ?? "");
+    else if (message.content) for (const part of message.content) if (part.type === "text") text += part.text;
     if (message.role === "assistant") for (const call of message.toolCalls ?? []) text += call.id + call.name + call.arguments;
   }
   return Buffer.byteLength(text, "utf8") + 4;
 }
 
-/** A stored part as a model gets it back: an https URL as itself; a data URL's bytes were not kept, so a note says so. */
-function resentPart(part: RecordedPart): Part {
-  if (part.type === "text") return part;
-  const media = part as MediaReference;
-  if (media.url !== undefined) {
-    return media.type === "image"
-      ? { type: "image", url: media.url, ...(media.detail ? { detail: media.detail } : {}) }
-      : { type: "file", url: media.url, mimeType: media.mimeType ?? "application/octet-stream", ...(media.name ? { name: media.name } : {}) };
-  }
-  const size = media.bytes !== undefined ? `, ${Math.ceil(media.bytes / 1024)} KB` : "";
-  return { type: "text", text: `[${media.type}${media.mimeType ? ` ${media.mimeType}` : ""}${size} sent earlier as inline data; not kept]` };
+/** One model a turn may call, as the history's window sees it. */
+export interface HistoryTarget {
+  model: ResolvedModel;
+  /** Input tokens the history may take on it: its context window less the new turn, tools and the most output it may write. */
+  budget: number;
+  /** Images the history may add: a request carries at most MEDIA_LIMITS.mediaParts media parts, the new turn's included. */
+  mediaSlots: number;
 }
 
-/** A stored message as the pipeline's message type. */
-export function fromStored(message: RecordedMessage): Message {
-  if (message.role === "tool") return { role: "tool", toolCallId: message.toolCallId, content: message.content };
-  const content = typeof message.content === "string" || message.content === null ? message.content : message.content.map(resentPart);
-  if (message.role === "assistant") return { role: "assistant", content, ...(message.toolCalls ? { toolCalls: message.toolCalls } : {}) };
-  return { role: message.role, content: content ?? "" };
+/** A stored message as one model gets it, and a true upper bound of its input tokens on that model. */
+export interface RenderedMessage {
+  message: Message;
+  tokens: number;
+  /** Images it carries (each counts against the request's media parts). */
+  images: number;
+}
+
+/** What stands in for a stored part that is not sent again (docs/api.md, "Conversations"). */
+const NOTE_UNFETCHED = "[image sent earlier; it could not be fetched again]";
+
+/** The text that stands in for an image that was sent earlier but could not be fetched again for a provider that needs the bytes. */
+export function unfetchedNote(): Part {
+  return { type: "text", text: NOTE_UNFETCHED };
+}
+
+function mediaLabel(media: MediaReference): string {
+  const kind = media.type === "image" ? "image" : media.mimeType?.startsWith("audio/") ? "audio" : "file";
+  return `${kind}${media.mimeType ? ` ${media.mimeType}` : ""}${media.name !== undefined ? ` "${media.name}"` : ""}`;
 }
 
 /**
- * The stored messages sent with a new turn: the newest that fit `budgetBytes` (the model's
- * context window less the new turn, the tools and the output it may write, counted as UTF-8
- * bytes, a true upper bound of tokens), the conversation's system message always kept, and
- * never starting inside a tool exchange (a tool result without its call is refused by
- * providers). `history` is oldest first.
+ * A stored part as one model gets it back. Text as it is. An https image to a model that takes
+ * images, while the request has room for one more: itself (the pipeline fetches it for providers
+ * that need the bytes). Anything else becomes a short note in its place: a data URL (its bytes
+ * were not kept), an image to a model that does not take images or past the media-part limit, and
+ * every file and audio part, whose size in tokens has no bound the server could check before
+ * sending it (a PDF can fill a context window), so that it can never push a turn past the context.
  */
-export function windowHistory(history: readonly StoredMessage[], budgetBytes: number): StoredMessage[] {
-  const system = history[0]?.role === "system" ? history[0] : undefined;
-  let budget = budgetBytes - (system ? storedBytes(system) : 0);
-  let start = history.length;
-  for (let i = history.length - 1; i >= (system ? 1 : 0); i--) {
-    const bytes = storedBytes(history[i]!);
-    if (bytes > budget) break;
-    budget -= bytes;
+function renderPart(part: RecordedPart, model: ResolvedModel, slots: number): { part: Part; images: number } {
+  if (part.type === "text") return { part, images: 0 };
+  const media = part as MediaReference;
+  const note = (text: string) => ({ part: { type: "text" as const, text: `[${mediaLabel(media)} ${text}]` }, images: 0 });
+  if (media.url === undefined) {
+    const size = media.bytes !== undefined ? `, ${Math.ceil(media.bytes / 1024)} KB` : "";
+    return { part: { type: "text", text: `[${media.type}${media.mimeType ? ` ${media.mimeType}` : ""}${size} sent earlier as inline data; not kept]` }, images: 0 };
+  }
+  if (media.type !== "image") return note("sent earlier; not sent again");
+  if (!model.capabilities.input.includes("image")) return note("sent earlier; this model does not take images");
+  if (slots <= 0) return note("sent earlier; not sent again");
+  return { part: { type: "image", url: media.url, ...(media.detail ? { detail: media.detail } : {}) }, images: 1 };
+}
+
+/**
+ * A stored message as one model gets it: its parts by renderPart, and for a model without tool
+ * calling, the tool exchange as text (a call as a note in the assistant's message, a result as a
+ * user message), so that a conversation can switch to any model. `toolNames`: call id → name.
+ */
+export function renderStored(message: RecordedMessage, model: ResolvedModel, slots: number, toolNames: ReadonlyMap<string, string>): RenderedMessage {
+  let images = 0;
+  const parts = (content: string | RecordedPart[]): string | Part[] =>
+    typeof content === "string"
+      ? content
+      : content.map((p) => {
+          const rendered = renderPart(p, model, slots - images);
+          images += rendered.images;
+          return rendered.part;
+        });
+  let out: Message;
+  if (message.role === "tool") {
+    out = model.capabilities.tools
+      ? { role: "tool", toolCallId: message.toolCallId, content: message.content }
+      : { role: "user", content: `[${toolNames.get(message.toolCallId) ?? "tool"} returned: ${message.content}]` };
+  } else if (message.role === "assistant") {
+    const content = message.content === null ? null : parts(message.content);
+    if (!message.toolCalls || model.capabilities.tools) out = { role: "assistant", content, ...(message.toolCalls ? { toolCalls: message.toolCalls } : {}) };
+    else {
+      const calls = message.toolCalls.map((call) => ({ type: "text" as const, text: `[called ${call.name}(${call.arguments})]` }));
+      out = { role: "assistant", content: [...(content === null ? [] : typeof content === "string" ? [{ type: "text" as const, text: content }] : content), ...calls] };
+    }
+  } else {
+    out = { role: message.role, content: parts(message.content) } as Message;
+  }
+  // An image that cannot be fetched again is replaced by a note: the bound covers whichever is longer.
+  const imageTokens = model.spec.imageTokens ?? DEFAULT_IMAGE_TOKENS;
+  const unfetched = Math.max(0, Buffer.byteLength(NOTE_UNFETCHED, "utf8") - imageTokens);
+  return { message: out, tokens: inputTokensBound({ messages: [out] }, model) + images * unfetched, images };
+}
+
+/** Tool call ids → names, from the assistant messages of a history. */
+export function toolNamesOf(history: readonly RecordedMessage[]): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const m of history) if (m.role === "assistant") for (const call of m.toolCalls ?? []) names.set(call.id, call.name);
+  return names;
+}
+
+/**
+ * A window of stored messages as one model gets it, with a true upper bound of its input tokens
+ * there. Images take the request's free media slots newest first, as windowHistory counted them.
+ */
+export function renderHistory(window: readonly StoredMessage[], model: ResolvedModel, mediaSlots: number): { messages: Message[]; tokens: number } {
+  const names = toolNamesOf(window);
+  const messages: Message[] = new Array(window.length);
+  let tokens = 0;
+  let slots = mediaSlots;
+  for (let i = window.length - 1; i >= 0; i--) {
+    const system = i === 0 && window[0]!.role === "system";
+    const rendered = renderStored(window[i]!, model, system ? 0 : slots, names);
+    messages[i] = rendered.message;
+    tokens += rendered.tokens;
+    slots -= rendered.images;
+  }
+  return { messages, tokens };
+}
+
+/**
+ * The stored messages sent with a new turn: the conversation's system message always, then the
+ * newest stored messages that fit every target model (each counted as renderStored sends it to
+ * that model: text as UTF-8 bytes, images at the model's bound, notes as their text; a true upper
+ * bound of tokens), never starting inside a tool exchange (a tool result without its call is
+ * refused by providers). `history` is oldest first; `system`, when given, is one of the stored
+ * messages (the conversation document keeps it) and is not counted twice if `history` has it too.
+ */
+export function windowHistory(history: readonly StoredMessage[], system: StoredMessage | undefined, targets: readonly HistoryTarget[]): StoredMessage[] {
+  const names = toolNamesOf(history);
+  const left = targets.map((t) => t.budget - (system ? renderStored(system, t.model, 0, names).tokens : 0));
+  const slots = targets.map((t) => t.mediaSlots);
+  const rest = system ? history.filter((m) => m.seq !== system.seq) : history;
+  let start = rest.length;
+  for (let i = rest.length - 1; i >= 0; i--) {
+    const costs = targets.map((t, k) => renderStored(rest[i]!, t.model, slots[k]!, names));
+    if (costs.some((cost, k) => cost.tokens > left[k]!)) break;
+    costs.forEach((cost, k) => {
+      left[k]! -= cost.tokens;
+      slots[k]! -= cost.images;
+    });
     start = i;
   }
   // Start at a user message: what comes before the first kept user message would be cut off from its context.
-  while (start < history.length && history[start]!.role !== "user") start++;
-  return [...(system ? [system] : []), ...history.slice(start)];
+  while (start < rest.length && rest[start]!.role !== "user") start++;
+  return [...(system ? [system] : []), ...rest.slice(start)];
+}
+
+/**
+ * Whether the newest messages read agree with the conversation document read alongside (they
+ * are two reads, not one snapshot): the newest read is the document's last seq. When not, a
+ * turn that settled between the two reads is missing from the history, and it is read again.
+ */
+export function historyAgrees(history: readonly StoredMessage[], doc: Pick<ConversationDoc, "nextSeq">): boolean {
+  return (history.at(-1)?.seq ?? -1) >= doc.nextSeq - 1;
+}
+
+/** The system message a conversation keeps on its document once `appended` are its first messages. */
+export function systemOf(nextSeq: number, appended: readonly StoredMessage[]): StoredMessage | undefined {
+  return nextSeq === 0 && appended[0]?.role === "system" ? appended[0] : undefined;
 }
 
 /** The document a conversation starts with, at its first turn. */
@@ -139,6 +268,7 @@ export function newConversation(turn: ConversationTurn, now: number): Conversati
     lastExecutionId: null,
     historyBytes: 0,
     nextSeq: 0,
+    system: null,
     expireAt: turn.expireAt,
   };
 }

@@ -1,10 +1,10 @@
-import { checkTurnFree, newConversation, storedBytes, type ConversationDoc, type StoredMessage } from "./conversation.js";
+import { checkTurnFree, newConversation, storedBytes, systemOf, type ConversationDoc, type StoredMessage } from "./conversation.js";
 import type { Execution, RecordedMessage } from "./execution.js";
 import { idempotencyDecision, priorRunsOf } from "./idempotency.js";
 import { abandoned, ABANDONED_DELTA, EMPTY_TOTALS, usageDelta, type UsageTotals } from "./ledger.js";
 import { ExecutionError } from "./errors.js";
 import { decideAdmission, headroomAfter, usagePeriods, type AccountState, type Reservation } from "./limits.js";
-import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, Logger, PromptStore } from "./ports.js";
+import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, FinishResult, Logger, PromptStore } from "./ports.js";
 import type { PromptTemplate } from "./templates.js";
 
 interface MemoryAccount {
@@ -78,7 +78,8 @@ export class MemoryExecutionStore implements ExecutionStore {
       const turn = request.conversation;
       const conversation = turn ? this.conversations.get(`${uid}/${turn.id}`) : undefined;
       if (turn) checkTurnFree(conversation?.doc, execution.id, now);
-      const reserveMicros = turn ? turn.reserveFor(conversation?.doc.historyBytes ?? 0) : request.reserveMicros;
+      const planned = turn ? turn.window(conversation?.messages.slice(-turn.historyLimit) ?? [], conversation?.doc.system ?? undefined) : undefined;
+      const reserveMicros = planned ? planned.reserveMicros : request.reserveMicros;
       const state = { ...account, spentMicros: this.totals(`${uid}/${month}`).costMicros } satisfies AccountState;
       const admission = decideAdmission({ executionId: execution.id, now, reserveMicros, expireAt: request.expireAt, account: state, settings: limits });
       const global = limits.globalMonthlyBudgetUsd === null ? undefined : this.reservedGlobally(month);
@@ -102,6 +103,7 @@ export class MemoryExecutionStore implements ExecutionStore {
       }
       if (existing && decision === "reclaim" && !admission.expired.includes(existing.id)) close(existing.id);
       if (existing) execution = { ...execution, prior: priorRunsOf(this.records.get(`${uid}/${execution.id}`)!) };
+      if (turn && planned) execution = { ...execution, conversation: { id: turn.id, historyMessages: planned.messages.length } };
       account.reservations = admission.reservations;
       account.recent = admission.recent;
       global?.set(execution.id, reserveMicros);
@@ -112,29 +114,35 @@ export class MemoryExecutionStore implements ExecutionStore {
         const entry = conversation ?? { doc: newConversation(turn, now), messages: [] };
         entry.doc = { ...entry.doc, activeExecutionId: execution.id, activeUntil: request.expireAt };
         this.conversations.set(`${uid}/${turn.id}`, entry);
-        history = structuredClone(entry.messages.slice(-turn.historyLimit));
-        held = { id: turn.id, nextSeq: entry.doc.nextSeq, expireAt: turn.expireAt.getTime() };
+        history = structuredClone(planned!.messages);
+        held = { id: turn.id, nextSeq: entry.doc.nextSeq, expireAt: turn.expireAt.getTime(), ...(entry.doc.nextSeq === 0 ? { created: true } : {}) };
       }
       const ticket: AdmissionTicket = { reservedMicros: reserveMicros, ...(global ? { globalShard: 0 } : {}), ...(held ? { conversation: held } : {}) };
       return { kind: "admitted", ticket, headroom, ...(existing ? { prior: execution.prior } : {}), ...(history ? { history } : {}) } as const;
     });
   }
 
-  finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<void> {
+  finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<FinishResult | void> {
     this.roundTrips += 1;
-    return this.serialized(uid, () => {
+    return this.serialized(uid, (): FinishResult => {
       // Idempotent, as the Firestore store: a record no longer running was settled already.
-      if (this.records.get(`${uid}/${execution.id}`)?.status !== "running") return;
-      const held = ticket.conversation ? this.conversations.get(`${uid}/${ticket.conversation.id}`) : undefined;
+      if (this.records.get(`${uid}/${execution.id}`)?.status !== "running") return {};
+      const key = ticket.conversation ? `${uid}/${ticket.conversation.id}` : undefined;
+      const held = key ? this.conversations.get(key) : undefined;
+      let result: FinishResult = ticket.conversation ? { conversation: "skipped" } : {};
       if (held && held.doc.activeExecutionId === execution.id) {
         const { activeExecutionId: _id, activeUntil: _until, ...rest } = held.doc;
         held.doc = rest;
+        result = { conversation: "released" };
         if (execution.status === "succeeded" && turn) {
           const at = execution.completedAt ?? new Date();
           const appended = turn.map((m, i): StoredMessage => ({ ...m, seq: held.doc.nextSeq + i, executionId: execution.id, createdAt: at }));
           held.messages.push(...appended);
+          const system = systemOf(held.doc.nextSeq, appended);
+          result = { conversation: "appended" };
           held.doc = {
             ...held.doc,
+            ...(system ? { system: structuredClone(system) } : {}),
             model: execution.model,
             updatedAt: at,
             messageCount: held.doc.messageCount + appended.length,
@@ -143,6 +151,10 @@ export class MemoryExecutionStore implements ExecutionStore {
             lastExecutionId: execution.id,
             expireAt: new Date(ticket.conversation!.expireAt),
           };
+        } else if (ticket.conversation!.created && held.doc.nextSeq === 0) {
+          // The turn that created it stored nothing: the conversation is gone, as if never started.
+          this.conversations.delete(key!);
+          result = { conversation: "removed" };
         }
       }
       const at = execution.completedAt?.getTime() ?? Date.now();
@@ -154,6 +166,7 @@ export class MemoryExecutionStore implements ExecutionStore {
       this.add(`global/${month}`, delta);
       delete this.account(uid).reservations[execution.id];
       if (ticket.globalShard !== undefined) for (const reserved of this.globalReserved.values()) reserved.delete(execution.id);
+      return result;
     });
   }
 

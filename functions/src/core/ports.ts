@@ -60,8 +60,11 @@ export interface ConversationTurn {
   model: string;
   /** The newest this many stored messages are read, in the same round trip as the rest of admission. */
   historyLimit: number;
-  /** The reservation once the stored history's size is known: it is sent too, so it is paid for. */
-  reserveFor(historyBytes: number): number;
+  /**
+   * Once the store has read the history (oldest first) and the conversation's system message:
+   * the stored messages sent with this turn, and the reservation, which counts them as sent.
+   */
+  window(history: readonly StoredMessage[], system: StoredMessage | undefined): { messages: StoredMessage[]; reserveMicros: number };
   /** When the conversation and its messages are deleted by TTL. */
   expireAt: Date;
 }
@@ -71,7 +74,10 @@ export interface AdmissionRequest {
   /** The `running` record to create. Its id is derived from the requestId when there is one. */
   execution: Execution;
   reserveMicros: number;
-  /** With a conversation: one turn at a time (the turn holds it until `expireAt`), history read, reservation by reserveFor. */
+  /**
+   * With a conversation: one turn at a time (the turn holds it until `expireAt`), the history
+   * read and windowed, the reservation from the window, and the record's `conversation` reference.
+   */
   conversation?: ConversationTurn;
   /** When the reservation counts as abandoned. */
   expireAt: number;
@@ -93,7 +99,26 @@ export interface AdmissionTicket {
    */
   version?: unknown;
   /** The conversation this turn holds: where its messages go, and the conversation's version to commit over. */
-  conversation?: { id: string; nextSeq: number; version?: unknown; /** Epoch ms the turn's messages are deleted by TTL. */ expireAt: number };
+  conversation?: {
+    id: string;
+    nextSeq: number;
+    version?: unknown;
+    /** Epoch ms the turn's messages are deleted by TTL. */
+    expireAt: number;
+    /** Nothing was stored in it at admission (this turn created it): if the turn stores nothing either, settlement removes it. */
+    created?: boolean;
+  };
+}
+
+/** What settlement did to the conversation of a turn. */
+export interface FinishResult {
+  /**
+   * `appended`: the turn and the answer were stored; `released`: nothing to store (the turn did
+   * not succeed); `removed`: the conversation this turn created was removed, as nothing was
+   * stored; `skipped`: the turn had lost its hold (another turn took the conversation over, or it
+   * was settled late), so the conversation was left alone, and a successful turn is not in it.
+   */
+  conversation?: "appended" | "released" | "removed" | "skipped";
 }
 
 export type Admission =
@@ -104,7 +129,7 @@ export type Admission =
       headroom?: Headroom;
       /** When the requestId's earlier run is rerun: what it (and its own earlier runs) cost, now carried by the record. */
       prior?: PriorRuns;
-      /** With a conversation: its newest stored messages, oldest first. */
+      /** With a conversation: the stored messages sent with this turn (the window), oldest first. */
       history?: StoredMessage[];
     }
   | { kind: "replay"; execution: Execution };
@@ -126,9 +151,9 @@ export interface ExecutionStore {
    * Atomically (one commit): the final record, the usage ledger, and the release of the
    * reservations; with a conversation, its release and, when the execution succeeded, `turn`
    * appended (a failed turn leaves the conversation as it was). Idempotent: calling it again after a commit that went through (or whose
-   * outcome is unknown) changes nothing more.
+   * outcome is unknown) changes nothing more (and then reports nothing about the conversation).
    */
-  finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<void>;
+  finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<FinishResult | void>;
 }
 
 export interface PromptStore {

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
+import { catalog as productionCatalog } from "../../src/config/catalog.js";
+import { Catalog } from "../../src/core/catalog.js";
 import { conversationTitle, windowHistory, type StoredMessage } from "../../src/core/conversation.js";
-import { ask, expectLedgerBalanced, provider, setup, useLocalProvider } from "../support/pipeline.js";
+import { computeCost } from "../../src/core/cost.js";
+import { ExecutionError } from "../../src/core/errors.js";
+import type { Execution } from "../../src/core/execution.js";
+import type { MemoryExecutionStore } from "../../src/core/memory-stores.js";
+import type { MediaFetcher } from "../../src/core/ports.js";
+import { expectLedgerBalanced, provider, setup, useLocalProvider } from "../support/pipeline.js";
 
 /** Server-side conversations through the pipeline with the in-memory store (the Firestore one: conversations.emu.test.ts). */
 useLocalProvider();
@@ -57,35 +64,161 @@ describe("conversations", () => {
     expect(executions.conversations.get(`alice/${CID}`)!.messages).toHaveLength(2);
   });
 
-  it("reserves the history that is sent, not just the new turn", async () => {
-    const { run, executions } = setup();
-    await run(turn("x".repeat(20_000)));
-    const spy: number[] = [];
-    const admit = executions.admit.bind(executions);
-    executions.admit = async (request) => {
-      spy.push(request.conversation!.reserveFor(executions.conversations.get(`alice/${CID}`)!.doc.historyBytes));
-      return admit(request);
-    };
-    await run(turn("short"));
-    const alone = (await setup().run(ask("local-mini+deltas=0", "short"))).cost; // context: the new turn alone costs little
-    expect(spy[0]).toBeGreaterThan(2_000); // 20 KB of history at $0.10/M tokens is ≥ 2 µ$ more than the turn alone
-    expect(alone.micros).toBeLessThan(spy[0]!);
+  it("a failed first turn leaves no conversation behind", async () => {
+    const { fail, run, executions } = setup();
+    await fail({ ...turn("boom"), model: "local-mini+fail=auth" });
+    expect(executions.conversations.has(`alice/${CID}`)).toBe(false);
+    // The id is free: the next first turn creates it, titled after itself.
+    await run(turn("hello"));
+    expect(executions.conversations.get(`alice/${CID}`)!.doc).toMatchObject({ title: "hello", messageCount: 2 });
   });
 
-  it("windows a long history to the model's context: the newest turns that fit, the system message kept", async () => {
+  it("reserves the history as it is sent, media at its per-part bound: the recorded reservation covers what the provider billed", async () => {
+    const { run, executions, record } = setup();
+    const seen = spyOnSettlement(executions);
+    await run({ ...turn("look"), messages: [{ role: "user", content: [{ type: "text", text: "look" }, { type: "image", url: IMAGE }, { type: "file", url: PDF, mimeType: "application/pdf", name: "report.pdf" }] }] });
+    const second = await run({ ...turn("short"), model: "local-mini+key=billed", params: { maxTokens: 16 } });
+    const price = productionCatalog.resolve("local-mini")!.spec.price;
+    // What the store held for the turn (read while it was held) covers what the provider billed.
+    expect(seen.reserved.get(second.executionId)).toBeGreaterThanOrEqual(computeCost(second.usage, price).micros);
+    // What the provider got: the history (the image again, the PDF as a note), then the new turn.
+    const sent = wireMessages("billed");
+    expect(sent[0]!.content).toEqual([
+      { type: "text", text: "look" },
+      { type: "image_url", image_url: { url: IMAGE } },
+      { type: "text", text: '[file application/pdf "report.pdf" sent earlier; not sent again]' },
+    ]);
+    // Its bound, counted from the wire: 4 framing tokens a message, UTF-8 bytes of text, 85 an image (local-mini).
+    const bound = sent.reduce((sum, m) => sum + 4 + wireBytes(m.content) + 85 * imageParts(m.content), 0);
+    const expected = computeCost({ inputTokens: bound, outputTokens: 16, cachedInputTokens: 0, reasoningTokens: 0, totalTokens: bound + 16, estimated: true }, price).micros;
+    expect(seen.reserved.get(second.executionId)).toBe(expected);
+    expect(second.usage.inputTokens).toBeLessThanOrEqual(bound);
+    expect(record(second.executionId).conversation).toEqual({ id: CID, historyMessages: 2 });
+  });
+
+  it("the running record references the conversation from admission on", async () => {
+    const { run, executions } = setup();
+    const seen = spyOnSettlement(executions);
+    await run(turn("one"));
+    const second = await run(turn("two"));
+    expect(seen.running.get("exec1")).toMatchObject({ status: "running", conversation: { id: CID, historyMessages: 0 } });
+    expect(seen.running.get(second.executionId)).toMatchObject({ status: "running", input: [{ role: "user", content: "two" }], conversation: { id: CID, historyMessages: 2 } });
+  });
+
+  it("windows a long history to the model's context: exactly the newest turns that fit, the system message kept", async () => {
     const { run, executions } = setup();
     await run({ ...turn("first"), messages: [{ role: "system", content: "be brief" }, { role: "user", content: "first" }] });
     for (let i = 0; i < 6; i++) await run(turn(`${i} ${"y".repeat(4_000)}`));
     const last = await run({ ...turn("last"), model: "local-mini+report=messages,key=win" });
-    // local-mini: 32,768 context − 4,096 output; each stored turn ≈ 8 KB (question + echo): about three fit.
-    const sent = Number(last.output.split("=")[1]);
-    expect(sent).toBeLessThan(1 + 2 * 7 + 1);
-    expect(sent).toBeGreaterThanOrEqual(1 + 2 + 1);
-    const request = provider.current.requests("win")[0] as { messages: { role: string; content: string }[] };
-    expect(request.messages[0]).toEqual({ role: "system", content: "be brief" });
-    expect(request.messages[1]!.role).toBe("user");
-    expect(request.messages.at(-1)).toEqual({ role: "user", content: "last" });
+    // local-mini: 32,768 context − 4,096 output − "last" (4 + 4) = 28,664 for history; the system
+    // message takes 4 + 8. A turn i takes (4 + 4,002) + (4 + 4,008) = 8,018: turns 5, 4 and 3 fit
+    // (24,054), then turn 2's answer would (4,012 of the 4,598 left) but its question would not,
+    // and a window never starts at an answer.
+    const y = "y".repeat(4_000);
+    expect(wireMessages("win").map((m) => `${m.role}:${String(m.content).slice(0, 8)}`)).toEqual([
+      "system:be brief",
+      "user:3 yyyyyy",
+      "assistant:Echo: 3 ",
+      "user:4 yyyyyy",
+      "assistant:Echo: 4 ",
+      "user:5 yyyyyy",
+      "assistant:Echo: 5 ",
+      "user:last",
+    ]);
+    expect(wireMessages("win")[1]).toEqual({ role: "user", content: `3 ${y}` });
+    expect(wireMessages("win")[2]).toEqual({ role: "assistant", content: `Echo: 3 ${y}` });
+    expect(last.output).toBe("messages=8");
+    expect(executions.get("alice", last.executionId)!.conversation).toEqual({ id: CID, historyMessages: 7 });
     expect(executions.conversations.get(`alice/${CID}`)!.doc.messageCount).toBe(2 + 1 + 2 * 7);
+  });
+
+  it("keeps the system message past the 200 stored messages read, and after message 0 has expired", async () => {
+    const { run, executions } = setup();
+    await run({ ...turn("t0"), messages: [{ role: "system", content: "be brief" }, { role: "user", content: "t0" }] });
+    for (let i = 1; i <= 105; i++) await run(turn(`t${i}`));
+    expect(executions.conversations.get(`alice/${CID}`)!.doc.messageCount).toBe(1 + 2 * 106);
+    await run({ ...turn("next"), model: "local-mini+key=long" });
+    const sent = wireMessages("long");
+    // The system message, the newest 200 stored messages read (of 213), then the new turn.
+    expect(sent[0]).toEqual({ role: "system", content: "be brief" });
+    expect(sent[1]).toEqual({ role: "user", content: "t6" });
+    expect(sent.at(-2)).toEqual({ role: "assistant", content: "Echo: t105" });
+    expect(sent.at(-1)).toEqual({ role: "user", content: "next" });
+    expect(sent).toHaveLength(1 + 200 + 1);
+    // TTL removes message 0 ninety days after it was written, however much the conversation is used: the document keeps it.
+    const conversation = executions.conversations.get(`alice/${CID}`)!;
+    conversation.messages = conversation.messages.filter((m) => m.seq !== 0);
+    await run({ ...turn("again"), model: "local-mini+key=expired" });
+    expect(wireMessages("expired")[0]).toEqual({ role: "system", content: "be brief" });
+  });
+
+  it("switches model mid-conversation: history a model cannot take reaches it as notes (media, tool calls)", async () => {
+    const tools = [{ name: "weather", parameters: { type: "object", properties: {} } }];
+    const { run } = setup();
+    await run({ ...turn("look"), messages: [{ role: "user", content: [{ type: "text", text: "look" }, { type: "image", url: IMAGE }, { type: "file", url: PDF, mimeType: "application/pdf" }] }] });
+    const call = await run(turn("weather please", { tools }));
+    await run({ conversationId: CID, model: "local-mini", tools, messages: [{ role: "tool", toolCallId: call.toolCalls![0]!.id, content: "rain" }] });
+    const text = await run({ ...turn("and now?"), model: "local-text+key=text" });
+    expect(text.model).toBe("local-text+key=text");
+    const sent = wireMessages("text");
+    expect(sent[0]).toEqual({
+      role: "user",
+      content: [
+        { type: "text", text: "look" },
+        { type: "text", text: "[image sent earlier; this model does not take images]" },
+        { type: "text", text: "[file application/pdf sent earlier; not sent again]" },
+      ],
+    });
+    // local-text has no tool calling: the call and its result as text.
+    expect(sent.slice(2, 5)).toEqual([
+      { role: "user", content: "weather please" },
+      { role: "assistant", content: [{ type: "text", text: "[called weather({})]" }] },
+      { role: "user", content: "[weather returned: rain]" },
+    ]);
+    expect(JSON.stringify(sent)).not.toMatch(/image_url|"file"|tool_calls|"tool"/);
+  });
+
+  it("fetches history images for a provider that needs the bytes; one that cannot be fetched becomes a note", async () => {
+    const local = productionCatalog.provider("local")!;
+    const needsBytes = new Catalog([{ ...local, fetchesUrls: [] }]);
+    const fetched: string[] = [];
+    const media: MediaFetcher = {
+      refusal: () => undefined,
+      fetchAsDataUrl: async (url) => {
+        fetched.push(url);
+        if (url.includes("gone") && fetched.length > 2) throw new ExecutionError("validation", "not found");
+        return "data:image/png;base64,AQID";
+      },
+    };
+    const { run, logger } = setup({ catalog: needsBytes, deps: { media } });
+    const gone = "https://firebasestorage.googleapis.com/v0/b/app/o/gone.png?alt=media";
+    await run({ ...turn("look"), messages: [{ role: "user", content: [{ type: "image", url: IMAGE }, { type: "image", url: gone }] }] });
+    expect(fetched.sort()).toEqual([IMAGE, gone].sort()); // the new turn's, by plan
+    await run({ ...turn("again"), model: "local-mini+key=inlined" });
+    expect(fetched.slice(2).sort()).toEqual([IMAGE, gone].sort()); // the history's, after admission
+    expect(wireMessages("inlined")[0]!.content).toEqual([
+      { type: "image_url", image_url: { url: "data:image/png;base64,AQID" } },
+      { type: "text", text: "[image sent earlier; it could not be fetched again]" },
+    ]);
+    expect(logger.entries.find((e) => e.message === "conversation.media_not_fetched")?.fields).toMatchObject({ images: 1 });
+  });
+
+  it("a turn that lost its hold is answered but not appended, and says so in a warning", async () => {
+    const { run, executions, logger } = setup();
+    await run(turn("one"));
+    const finish = executions.finish.bind(executions);
+    executions.finish = async (uid, execution, ticket, stored) => {
+      // Meanwhile its hold expired and another turn took the conversation over.
+      executions.conversations.get(`alice/${CID}`)!.doc.activeExecutionId = "another-turn";
+      return finish(uid, execution, ticket, stored);
+    };
+    const lost = await run(turn("two"));
+    expect(lost.output).toBe("Echo: two");
+    expect(executions.conversations.get(`alice/${CID}`)!.messages).toHaveLength(2);
+    expect(logger.entries.find((e) => e.message === "conversation.turn_not_appended")).toMatchObject({
+      level: "warn",
+      fields: { executionId: lost.executionId, conversationId: CID, reason: "hold_lost" },
+    });
   });
 
   it("refuses an assistant message in a turn: the server keeps what the assistant said", async () => {
@@ -115,6 +248,55 @@ describe("conversation helpers", () => {
     const m = (seq: number, role: StoredMessage["role"], extra: object = {}) => ({ seq, role, content: "x", executionId: "e", createdAt: at, ...extra }) as StoredMessage;
     const history = [m(0, "user"), m(1, "assistant", { content: null, toolCalls: [{ id: "c", name: "f", arguments: "{}" }] }), m(2, "tool", { toolCallId: "c" }), m(3, "assistant"), m(4, "user"), m(5, "assistant")];
     // A budget that would fit from seq 2 on: the window starts at the next user message instead.
-    expect(windowHistory(history, 4 * 6).map((x) => x.seq)).toEqual([4, 5]);
+    const model = productionCatalog.resolve("local-mini")!;
+    expect(windowHistory(history, undefined, [{ model, budget: 5 * 5 + 3, mediaSlots: 16 }]).map((x) => x.seq)).toEqual([4, 5]);
+  });
+
+  it("counts what each candidate gets: a window fits every one of them", () => {
+    const at = new Date();
+    const m = (seq: number, role: StoredMessage["role"], content: StoredMessage["content"]) => ({ seq, role, content, executionId: "e", createdAt: at }) as StoredMessage;
+    const history = [m(0, "user", [{ type: "image", url: IMAGE }]), m(1, "assistant", "ok"), m(2, "user", "x"), m(3, "assistant", "ok")];
+    const mini = productionCatalog.resolve("local-mini")!;
+    const text = productionCatalog.resolve("local-text")!;
+    const note = Buffer.byteLength("[image sent earlier; this model does not take images]");
+    // The image costs 85 on local-mini and its note on local-text, plus 4 framing; the others 4 + 2, 4 + 1, 4 + 2.
+    const rest = 6 + 5 + 6;
+    const seqs = (targets: Parameters<typeof windowHistory>[2]) => windowHistory(history, undefined, targets).map((x) => x.seq);
+    expect(seqs([{ model: mini, budget: rest + 4 + 85, mediaSlots: 16 }])).toEqual([0, 1, 2, 3]);
+    expect(seqs([{ model: mini, budget: rest + 4 + 84, mediaSlots: 16 }])).toEqual([2, 3]);
+    expect(seqs([{ model: text, budget: rest + 4 + note, mediaSlots: 16 }])).toEqual([0, 1, 2, 3]);
+    expect(seqs([{ model: mini, budget: rest + 4 + 85, mediaSlots: 16 }, { model: text, budget: rest + 4 + note - 1, mediaSlots: 16 }])).toEqual([2, 3]);
+    // No media slot left (the new turn took them all): on local-mini too the image goes as a note.
+    expect(seqs([{ model: mini, budget: rest + 4 + Buffer.byteLength("[image sent earlier; not sent again]"), mediaSlots: 0 }])).toEqual([0, 1, 2, 3]);
   });
 });
+
+const IMAGE = "https://firebasestorage.googleapis.com/v0/b/app/o/cat.png?alt=media";
+const PDF = "https://firebasestorage.googleapis.com/v0/b/app/o/report.pdf?alt=media";
+
+interface WireMessage {
+  role: string;
+  content: string | { type: string; text?: string; image_url?: { url: string } }[] | null;
+}
+
+/** The messages the provider received for a scenario key. */
+function wireMessages(key: string): WireMessage[] {
+  return (provider.current.requests(key)[0] as { messages: WireMessage[] }).messages;
+}
+
+const wireBytes = (content: WireMessage["content"]) =>
+  typeof content === "string" ? Buffer.byteLength(content) : (content ?? []).reduce((sum, p) => sum + (p.text !== undefined ? Buffer.byteLength(p.text) : 0), 0);
+const imageParts = (content: WireMessage["content"]) => (typeof content === "string" || !content ? 0 : content.filter((p) => p.type === "image_url").length);
+
+/** What the store holds for each execution right before it settles: its reservation and its `running` record. */
+function spyOnSettlement(executions: MemoryExecutionStore) {
+  const seen = { reserved: new Map<string, number>(), running: new Map<string, Execution>() };
+  const finish = executions.finish.bind(executions);
+  executions.finish = async (uid, execution, ticket, stored) => {
+    seen.reserved.set(execution.id, executions.account(uid).reservations[execution.id]!.micros);
+    seen.running.set(execution.id, structuredClone(executions.get(uid, execution.id)!));
+    return finish(uid, execution, ticket, stored);
+  };
+  return seen;
+}
+

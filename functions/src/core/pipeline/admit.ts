@@ -4,6 +4,7 @@ import { executionIdFor, requestFingerprint } from "../idempotency.js";
 import { CONVERSATION_LIMITS, conversationTitle, type StoredMessage } from "../conversation.js";
 import { worstCaseMicros, type Headroom } from "../limits.js";
 import type { AdmissionTicket, ConversationTurn } from "../ports.js";
+import { turnWindow } from "./history.js";
 import { describeCause } from "./log.js";
 import type { PipelineDeps, Plan } from "./types.js";
 
@@ -11,12 +12,6 @@ export type Admitted =
   | { kind: "replay"; execution: Execution }
   | { kind: "admitted"; running: Execution; ticket: AdmissionTicket; startedAt: number; history: StoredMessage[]; headroom?: Headroom };
 
-/**
- * Admit: the one awaited step before the provider. Limits, the budget reservation (the
- * execution's worst case on the dearest candidate), idempotency and the `running` record,
- * atomically in the store. Refusals are client-facing ExecutionErrors; anything else the
- * store throws is ours, logged and answered as `internal`.
- */
 /** The id the execution's record gets: from the requestId when there is one. */
 export function executionIdOf(deps: PipelineDeps, plan: Plan): string {
   return plan.request.requestId ? executionIdFor(plan.request.requestId) : deps.newId();
@@ -31,6 +26,12 @@ function modelInputOf(plan: Plan) {
   return { messages: plan.messages, ...(plan.tools ? { tools: plan.tools } : {}), ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}) };
 }
 
+/**
+ * Admit: the one awaited step before the provider. Limits, the budget reservation (the
+ * execution's worst case on the dearest candidate), idempotency and the `running` record,
+ * atomically in the store. Refusals are client-facing ExecutionErrors; anything else the
+ * store throws is ours, logged and answered as `internal`.
+ */
 export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string, startedAt: number, id: string, instance?: string): Promise<Admitted> {
   const { request, candidates, settings } = plan;
   const first = candidates[0]!.model;
@@ -47,16 +48,14 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
     ...(plan.tools ? { tools: plan.tools } : {}),
     ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}),
   });
-  const input = modelInputOf(plan);
-  const models = candidates.map((c) => c.model);
   const conversation: ConversationTurn | undefined = request.conversationId
     ? {
         id: request.conversationId,
         title: conversationTitle(plan.messages),
         model: first.id,
         historyLimit: CONVERSATION_LIMITS.historyMessages,
-        // Whatever of the history is sent is at most all of it (and at most the context window).
-        reserveFor: (historyBytes) => worstCaseMicros({ ...input, historyBytes }, models, plan.params.maxTokens),
+        // The window is decided once the history is read, and the reservation counts it as it is sent.
+        window: turnWindow(plan),
         expireAt: new Date(startedAt + settings.conversationTtlDays * 86_400_000),
       }
     : undefined;
@@ -71,12 +70,18 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
       now: startedAt,
     });
     if (admission.kind === "replay") return admission;
+    const history = admission.history ?? [];
     return {
       kind: "admitted",
-      running: admission.prior ? { ...running, prior: admission.prior } : running,
+      running: {
+        ...running,
+        ...(admission.prior ? { prior: admission.prior } : {}),
+        // As the store wrote it on the `running` record: the new turn is in `input`, the history referenced.
+        ...(conversation ? { conversation: { id: conversation.id, historyMessages: history.length } } : {}),
+      },
       ticket: admission.ticket,
       startedAt,
-      history: admission.history ?? [],
+      history,
       ...(admission.headroom ? { headroom: admission.headroom } : {}),
     };
   } catch (error) {

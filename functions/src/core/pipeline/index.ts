@@ -35,9 +35,8 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
   options.onAdmitted?.(id);
   if (admitted.kind === "replay") return replay(admitted.execution, options);
 
-  const conversationId = plan.request.conversationId;
-  const { plan: sending, historyMessages } = withHistory(plan, admitted.history);
-  const running = conversationId ? { ...admitted.running, conversation: { id: conversationId, historyMessages } } : admitted.running;
+  const { running } = admitted;
+  const sending = await withHistory(deps, plan, admitted.history, { executionId: id, ...(options.signal ? { signal: options.signal } : {}) });
   const outcome = await runAttempts(deps, sending, { executionId: id, startedAt, clock, signal: options.signal ?? new AbortController().signal, options });
   return settleExecution(deps, plan, outcome, { uid: options.uid, running, ticket: admitted.ticket, startedAt, clock });
 }

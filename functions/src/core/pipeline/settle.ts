@@ -3,7 +3,7 @@ import { ExecutionError } from "../errors.js";
 import { storedTurn } from "../conversation.js";
 import { capOutput, capToolCalls, finalStatus, runningExecution, type Execution, type ExecutionResult, type RecordedMessage } from "../execution.js";
 import type { ToolCall } from "../messages.js";
-import type { AdmissionTicket, Clock } from "../ports.js";
+import type { AdmissionTicket, Clock, FinishResult } from "../ports.js";
 import { backoffDelay } from "../retry.js";
 import { sleep } from "../timeout.js";
 import { estimateUsage, sumUsage } from "../usage.js";
@@ -77,7 +77,18 @@ export async function settleExecution(deps: PipelineDeps, plan: Plan, outcome: O
   const turn = plan.request.conversationId && !outcome.failure && outcome.final
     ? storedTurn(plan.messages, { text: outcome.final.text, ...(outcome.final.toolCalls.length > 0 ? { toolCalls: outcome.final.toolCalls } : {}) })
     : undefined;
-  await writeFinal(deps, context, final, deadline, plan.settings.logPrompts, turn);
+  const settled = await writeFinal(deps, context, final, deadline, plan.settings.logPrompts, turn);
+  if (turn && (settled === "unsettled" || settled?.conversation === "skipped")) {
+    // Answered (and billed), but not in the conversation: this turn had lost its hold (its instance
+    // was presumed dead and another turn took the conversation over), or it is to be settled later
+    // (npm run settle-unsettled), which does not append it. docs/api.md, "Conversations".
+    deps.logger.warn("conversation.turn_not_appended", {
+      executionId: final.id,
+      uid: context.uid,
+      conversationId: plan.request.conversationId,
+      reason: settled === "unsettled" ? "unsettled" : "hold_lost",
+    });
+  }
 
   const { failure } = outcome;
   const usage = final.usage!;
@@ -179,13 +190,12 @@ async function writeFinal(
   deadline: number,
   logContent: boolean,
   turn: RecordedMessage[] | undefined,
-): Promise<void> {
+): Promise<FinishResult | "unsettled" | undefined> {
   const { clock } = context;
   for (let attempt = 1; ; attempt++) {
     try {
       const tryFor = Math.max(1_000, Math.min(SETTLE_TRY_TIMEOUT_MS, deadline - clock.now()));
-      await withTimeout(deps.executions.finish(context.uid, final, context.ticket, turn), tryFor);
-      return;
+      return (await withTimeout(deps.executions.finish(context.uid, final, context.ticket, turn), tryFor)) ?? undefined;
     } catch (error) {
       const wait = backoffDelay(attempt, SETTLE_BACKOFF, deps.random);
       if (clock.now() + wait >= deadline) {
@@ -199,7 +209,7 @@ async function writeFinal(
           // `running` record, which has the input; the answer's text is lost, its usage and cost are not.
           record: logContent ? final : withoutContent(final),
         });
-        return;
+        return "unsettled";
       }
       deps.logger.warn("execution.settle_retry", { executionId: final.id, attempt, cause: describeCause(error) });
       await sleep(wait);
