@@ -154,7 +154,9 @@ const host = await startFunctionsHost({
   extraRoutes: (app) => {
     app.get("/__bench", (_req, res) => {
       const cpu = process.cpuUsage();
-      res.json({ mode, rss: process.memoryUsage().rss, peakRss: peakRssBytes(), cpuMicros: cpu.user + cpu.system, firestore: counters });
+      // The same gate serves both modes (memory mode copies productionDeps()).
+      const speculation = productionDeps().speculation?.stats;
+      res.json({ mode, rss: process.memoryUsage().rss, peakRss: peakRssBytes(), cpuMicros: cpu.user + cpu.system, firestore: counters, speculation });
     });
   },
 });

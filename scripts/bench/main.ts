@@ -19,6 +19,17 @@ const COLD_RUNS = Number(process.env.BENCH_COLD_RUNS ?? 5);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "64,256,512").split(",").map(Number);
 const CONVERSATION_ROUNDS = Number(process.env.BENCH_CONVERSATION_ROUNDS ?? 300);
 const CONVERSATION_MESSAGES = 50;
+const SLOW_START_ROUNDS = Number(process.env.BENCH_SLOW_START_ROUNDS ?? 150);
+
+function diffSpeculation(before: SpeculationCounters, after: SpeculationCounters): SpeculationCounters {
+  return {
+    started: after.started - before.started,
+    released: after.released - before.released,
+    aborted: after.aborted - before.aborted,
+    abortedMicros: after.abortedMicros - before.abortedMicros,
+  };
+}
+
 /** `BENCH_ONLY=conversation` runs the conversation series alone (Firestore mode), for a quick look. */
 const ONLY = process.env.BENCH_ONLY;
 const USERS = 40;
@@ -45,8 +56,15 @@ async function signUp(): Promise<string> {
 interface Host {
   url: string;
   child: ChildProcess;
-  stats(): Promise<{ rss: number; peakRss: number; cpuMicros: number; firestore: FirestoreCounters }>;
+  stats(): Promise<{ rss: number; peakRss: number; cpuMicros: number; firestore: FirestoreCounters; speculation?: SpeculationCounters }>;
   stop(): Promise<void>;
+}
+
+interface SpeculationCounters {
+  started: number;
+  released: number;
+  aborted: number;
+  abortedMicros: number;
 }
 
 interface FirestoreCounters {
@@ -519,6 +537,13 @@ for (const stores of ["memory", "firestore"] as const) {
     stores === "memory"
       ? await streamingSuite(host, tokens, "deltas=8,interval=5", STREAMS)
       : await streamingSuite(host, tokens, "deltas=2", Math.ceil(STREAMS / 2));
+  // A provider that takes 30 ms to its first token (real ones take hundreds): the speculative
+  // start hides admission's round trips behind it, which a provider answering in 1 ms cannot.
+  log(`bench: ${stores} stores: streamed, provider with 30 ms to first token`);
+  const speculationBefore = (await host.stats()).speculation;
+  const slowStart = await streamingSuite(host, tokens, "deltas=2,latency=30", SLOW_START_ROUNDS);
+  const speculationAfter = (await host.stats()).speculation;
+  const speculation = speculationBefore && speculationAfter ? diffSpeculation(speculationBefore, speculationAfter) : undefined;
   let conversation: Awaited<ReturnType<typeof conversationSuite>> | undefined;
   if (stores === "firestore") {
     log("bench: Firestore stores: conversation turns");
@@ -534,7 +559,7 @@ for (const stores of ["memory", "firestore"] as const) {
     ]);
   }
   await host.stop();
-  results[stores] = { latency, streaming, ...(throughput ? { throughput } : {}), ...(conversation ? { conversation } : {}) };
+  results[stores] = { latency, streaming, slowStart, ...(speculation ? { speculation } : {}), ...(throughput ? { throughput } : {}), ...(conversation ? { conversation } : {}) };
 }
 await relay.stop();
 results.concurrency = [];
@@ -550,6 +575,8 @@ results.durationS = (performance.now() - started) / 1000;
 type Suite = {
   latency: Awaited<ReturnType<typeof latencySuite>>;
   streaming: Awaited<ReturnType<typeof streamingSuite>>;
+  slowStart: Awaited<ReturnType<typeof streamingSuite>>;
+  speculation?: SpeculationCounters;
   throughput?: Awaited<ReturnType<typeof throughputSuite>>;
   conversation?: Awaited<ReturnType<typeof conversationSuite>>;
 };
@@ -572,7 +599,21 @@ const lines = [
   row("TTFT /v1 stream, Firestore emulator", firestoreSuite.streaming.apiTtft),
   row("TTFT callable stream, Firestore emulator", firestoreSuite.streaming.callableTtft),
   "",
-  `TTFT p50 added with the Firestore emulator over in-memory: /v1 ${ms(firestoreSuite.streaming.apiTtft.pairedP50 - memory.streaming.apiTtft.pairedP50)}, callable ${ms(firestoreSuite.streaming.callableTtft.pairedP50 - memory.streaming.callableTtft.pairedP50)}`,
+  `TTFT p50 added with the Firestore emulator over in-memory, provider answering at once: /v1 ${ms(firestoreSuite.streaming.apiTtft.pairedP50 - memory.streaming.apiTtft.pairedP50)}, callable ${ms(firestoreSuite.streaming.callableTtft.pairedP50 - memory.streaming.callableTtft.pairedP50)}`,
+  "",
+  "Added time to first token with a provider that takes 30 ms to its first token (the speculative start hides admission behind it)",
+  "| series | paired p50 | paired p99 | Δp50 | Δp99 | direct p50 / p99 |",
+  "| --- | --- | --- | --- | --- | --- |",
+  row("TTFT /v1 stream, in-memory", memory.slowStart.apiTtft),
+  row("TTFT callable stream, in-memory", memory.slowStart.callableTtft),
+  row("TTFT /v1 stream, Firestore emulator", firestoreSuite.slowStart.apiTtft),
+  row("TTFT callable stream, Firestore emulator", firestoreSuite.slowStart.callableTtft),
+  `TTFT p50 added with the Firestore emulator over in-memory: /v1 ${ms(firestoreSuite.slowStart.apiTtft.pairedP50 - memory.slowStart.apiTtft.pairedP50)}, callable ${ms(firestoreSuite.slowStart.callableTtft.pairedP50 - memory.slowStart.callableTtft.pairedP50)}`,
+  ...(firestoreSuite.speculation
+    ? [
+        `Speculative starts in that Firestore series: ${firestoreSuite.speculation.started} started, ${firestoreSuite.speculation.released} released, ${firestoreSuite.speculation.aborted} aborted (${firestoreSuite.speculation.abortedMicros} µ$ recorded for them)`,
+      ]
+    : []),
   "",
   "Sustained throughput, non-streamed, 32 closed-loop clients (same machine as everything else)",
   "| target | requests/s | errors | CPU-seconds per 1,000 requests (serving process) |",
