@@ -84,6 +84,13 @@ export function executionFromSnapshot(snapshot: DocumentSnapshot): Execution {
   };
 }
 
+/** An update that leaves exactly `next` (as `set` would): fields of `current` it lacks are deleted. */
+function replacing(current: DocumentData, next: DocumentData, FV: FieldValues): DocumentData {
+  const update: DocumentData = { ...next };
+  for (const field of Object.keys(current)) if (!(field in next)) update[field] = FV.delete();
+  return update;
+}
+
 /** Increments for one ledger document; `set(…, { merge: true })` creates it on first use. */
 function ledgerIncrements(delta: UsageTotals, increment: (n: number) => unknown): DocumentData {
   return {
@@ -244,7 +251,10 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           record = { ...execution, prior: priorRunsOf(reclaimed ? { ...existing, ...abandoned(new Date(now)) } : existing) };
         }
         if (turn && conversationSnap) guardedWrite(conversationSnap, holdConversation(conversationSnap, turn, execution.id, request.expireAt, now));
-        batch.set(recordRef, toDoc(record));
+        // The record claims the requestId by itself: created only if absent, or replaced only as it
+        // was read. A lane's precondition is not enough, since another admission may write another lane.
+        if (existingSnap?.exists) batch.update(recordRef, replacing(existingSnap.data()!, toDoc(record), FV), { lastUpdateTime: existingSnap.updateTime! });
+        else batch.create(recordRef, toDoc(record));
         let results: Awaited<ReturnType<WriteBatch["commit"]>>;
         try {
           results = await batch.commit();

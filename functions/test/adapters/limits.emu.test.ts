@@ -273,6 +273,35 @@ describe("idempotency across instances", () => {
     expect(conflict).toMatchObject({ category: "idempotency_conflict", code: "already-exists" });
   });
 
+  it("a user with lanes: the same requestId 20 times in parallel is still one provider call, one record, one charge", async () => {
+    const uid = user();
+    await firestoreUsageRepo(firestore).setLimits(uid, { perMinute: 300, maxConcurrent: 50 });
+    // Settlement gives up after 20 s instead of the function's 300 (it retried that long before the fix).
+    const pair = [instance(), instance()].map((deps): PipelineDeps => ({ ...deps, settings: () => ({ ...deps.settings(), functionTimeoutMs: 20_000 }) }));
+    // Both instances know the user's lanes already, as they would after the user's earlier requests.
+    await Promise.all(pair.map((deps) => executePrompt(deps, ask("local-mini"), { uid })));
+    const requestId = `req-${randomUUID()}`;
+    const input = ask(`local-mini+deltas=5,interval=100,key=${requestId}`, { requestId });
+    const { results, errors } = await burst(pair, uid, Array.from({ length: 20 }, () => input));
+
+    expect(await providerCount(requestId)).toBe(1);
+    expect(results.length).toBeGreaterThanOrEqual(1);
+    for (const result of results) expect(result).toEqual(results[0]);
+    expect(results[0]!.executionId).toBe(`rq_${requestId}`);
+    for (const error of errors) expect(error).toMatchObject({ category: "in_progress", retryable: true, retryAfterMs: 1_000 });
+    // Settled once, at the first try: no admission overwrote the record under a running execution.
+    const logged = pair.flatMap((deps) => (deps.logger as MemoryLogger).entries.map((e) => e.message));
+    expect(logged.filter((m) => m !== "execution.succeeded")).toEqual([]);
+    const saved = (await records(uid)).filter((r) => r.id === `rq_${requestId}`);
+    expect(saved).toMatchObject([{ status: "succeeded" }]);
+    // The ledger over every lane: the two warm-up requests and this one.
+    const month = usagePeriods(Date.now()).month;
+    const months = (await adminDb().collection(`users/${uid}/usage`).get()).docs.filter((d) => d.id === month || d.id.startsWith(`${month}~`));
+    expect(months.reduce((sum, d) => sum + (d.data().requests ?? 0), 0)).toBe(3);
+    const lanes = await adminDb().collection(`users/${uid}/limits`).get();
+    expect(lanes.docs.flatMap((d) => Object.keys(d.data().reservations ?? {}))).toEqual([]);
+  });
+
   it("a repeat after a retryable failure runs again under the same record", async () => {
     const uid = user();
     const requestId = `req-${randomUUID()}`;
