@@ -9,7 +9,7 @@ import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore } fro
 import { systemClock } from "../core/ports.js";
 import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, settleConversation } from "./conversations-repo.js";
 import { firestoreGlobalTotals, globalPaths } from "./global-ledger-repo.js";
-import { accountFromLanes, laneCountOf, LaneCounts, laneFromSnapshot, reservationsOf, userPaths } from "./user-state-repo.js";
+import { accountFromLanes, laneCountOf, LaneCounts, laneFromSnapshot, lanesToRead, reservationsOf, userPaths } from "./user-state-repo.js";
 
 export { accountFromSnapshots } from "./user-state-repo.js";
 
@@ -189,8 +189,8 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           globalBudget === null ? undefined : global.ready(month, globalBudget),
         ]);
         const laneSnaps = snapshots.slice(0, laneCount);
-        if (laneCountOf(laneSnaps[0]!) !== laneCount) {
-          lanes.set(uid, laneCountOf(laneSnaps[0]!));
+        if (lanesToRead(laneSnaps[0]!, month) !== laneCount) {
+          lanes.set(uid, lanesToRead(laneSnaps[0]!, month));
           throw new LanesChanged("the user's lanes changed");
         }
         const monthSnaps = snapshots.slice(laneCount, 2 * laneCount);
@@ -205,7 +205,9 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         if (turn) checkTurnFree(conversation, execution.id, now);
         const reserveMicros = turn ? turn.reserveFor(conversation?.historyBytes ?? 0) : request.reserveMicros;
         // A one-lane user writes lane 0; others a random lane (docs/scaling.md: the bound this costs).
-        const lane = laneCount === 1 ? 0 : randomIndex(laneCount);
+        // Lanes beyond those the limits call for (limits lowered this month) are read, never written.
+        const writable = laneCountOf(laneSnaps[0]!);
+        const lane = writable === 1 ? 0 : randomIndex(writable);
         const laneSnap = laneSnaps[lane]!;
         const decision = decideAdmission({
           executionId: execution.id,
@@ -289,8 +291,9 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         const laneCount = lanes.get(uid);
         const snapshots = await firestore.getAll(...Array.from({ length: laneCount }, (_, k) => doc(userPaths.lane(uid, k))), ...staleIds.map((id) => doc(paths.execution(uid, id))));
         const laneSnaps = snapshots.slice(0, laneCount);
-        if (laneCountOf(laneSnaps[0]!) !== laneCount) {
-          lanes.set(uid, laneCountOf(laneSnaps[0]!));
+        const month = usagePeriods(now).month;
+        if (lanesToRead(laneSnaps[0]!, month) !== laneCount) {
+          lanes.set(uid, lanesToRead(laneSnaps[0]!, month));
           throw new LanesChanged("the user's lanes changed");
         }
         const records = snapshots.slice(laneCount);

@@ -1,6 +1,6 @@
 import type { DocumentData, DocumentSnapshot } from "firebase-admin/firestore";
 import type { UsageTotals } from "../core/ledger.js";
-import { lanesFor, mergeLanes, type AccountState, type LaneState, type Reservation } from "../core/limits.js";
+import { lanesFor, MAX_LANES, mergeLanes, type AccountState, type LaneState, type Reservation } from "../core/limits.js";
 
 /**
  * A user's admission state and ledger in Firestore, split over lanes (docs/scaling.md):
@@ -51,9 +51,39 @@ export function overridesOf(lane0: DocumentSnapshot): Pick<AccountState, "monthl
   };
 }
 
-/** How many lanes lane 0's overrides call for. */
+/** How many lanes lane 0's overrides call for: the lanes admissions write. */
 export function laneCountOf(lane0: DocumentSnapshot): number {
   return lanesFor(overridesOf(lane0));
+}
+
+/** What lane 0 remembers of a month's lanes (`setLimits` writes it): the most the user had that month. */
+export interface LanesUsed {
+  month: string;
+  lanes: number;
+}
+
+export function lanesUsedOf(lane0: DocumentSnapshot): LanesUsed | undefined {
+  const used = lane0.data()?.lanesUsed as Partial<LanesUsed> | undefined;
+  if (typeof used?.month !== "string" || typeof used.lanes !== "number" || !Number.isInteger(used.lanes) || used.lanes < 1) return undefined;
+  return { month: used.month, lanes: Math.min(used.lanes, MAX_LANES) };
+}
+
+/** `YYYY-MM` of the month before. */
+export function previousMonth(month: string): string {
+  const [year, m] = month.split("-").map(Number) as [number, number];
+  return m === 1 ? `${year - 1}-12` : `${year}-${String(m - 1).padStart(2, "0")}`;
+}
+
+/**
+ * How many lanes to read in `month`: those the limits call for, or more when the user had more
+ * lanes this month or the last one. Lowering a user's limits leaves their month's spend (and, for
+ * a while, reservations and admission times) on the lanes they were admitted on, and an execution
+ * admitted at the end of a month settles on its lane in the next; all of it stays counted.
+ */
+export function lanesToRead(lane0: DocumentSnapshot, month: string): number {
+  const lanes = laneCountOf(lane0);
+  const used = lanesUsedOf(lane0);
+  return used && (used.month === month || used.month === previousMonth(month)) ? Math.max(lanes, used.lanes) : lanes;
 }
 
 /** The whole account from its lanes and their month ledgers (same order, lane 0 first). */

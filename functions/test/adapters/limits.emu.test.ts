@@ -234,6 +234,33 @@ describe("a user with raised limits: lanes (docs/scaling.md)", () => {
     expect(report.month).toMatchObject({ requests: 20, costMicros: sum.costMicros });
   });
 
+  it("lowering a user's limits keeps counting this month's spend on every lane they used", async () => {
+    const uid = user();
+    const repo = firestoreUsageRepo(firestore);
+    await repo.setLimits(uid, { perMinute: 300, maxConcurrent: 50 });
+    const model = "local-pro+deltas=2";
+    const params = { params: { maxTokens: 10 } };
+    const runs = await Promise.all(Array.from({ length: 20 }, () => executePrompt(instance(), ask(model, params), { uid })));
+    const spent = runs.reduce((sum, r) => sum + r.cost.micros, 0);
+    const before = await repo.read(uid, Date.now());
+    expect(before.month).toMatchObject({ requests: 20, costMicros: spent });
+
+    await repo.setLimits(uid, { perMinute: null, maxConcurrent: null });
+    const after = await repo.read(uid, Date.now());
+    expect(after.month).toEqual(before.month);
+    expect(after.account.spentMicros).toBe(spent);
+
+    // The budget still sees every lane: one micro-dollar short of one more reservation is refused …
+    const reserve = worstCaseMicros({ messages: [{ role: "user", content: "hi" }] }, [catalog.resolve(model)!], 10);
+    await repo.setMonthlyBudget(uid, (spent + reserve - 1) / 1_000_000);
+    const deps = instance();
+    await expect(executePrompt(deps, ask(model, params), { uid })).rejects.toMatchObject({ category: "budget_exceeded" });
+    // … and exactly one reservation more is admitted, and counted with the rest.
+    await repo.setMonthlyBudget(uid, (spent + reserve) / 1_000_000);
+    const last = await executePrompt(deps, ask(model, params), { uid });
+    expect((await repo.read(uid, Date.now())).month).toMatchObject({ requests: 21, costMicros: spent + last.cost.micros });
+  });
+
   it("a race on a laned user passes its limits by at most lanes − 1", async () => {
     const uid = user();
     await firestoreUsageRepo(firestore).setLimits(uid, { perMinute: 300, maxConcurrent: 5 });
