@@ -12,6 +12,12 @@ export const globalPaths = {
   shard: (month: string, index: number) => `globalUsage/${month}/shards/${index}`,
 };
 
+/**
+ * The fields the budget's aggregation sums. Firestore computes sum() from a field's index, so these
+ * two stay indexed; the shards' other fields are exempt (firestore.indexes.json, docs/scaling.md).
+ */
+export const SUMMED_FIELDS = { spent: "costMicros", reserved: "reservedMicros" } as const;
+
 /** Totals of all of a month's shards, in one aggregation query (billed one read per 1,000 shards). */
 export function firestoreGlobalTotals(db: () => Promise<Firestore>): GlobalTotalsSource {
   return {
@@ -20,7 +26,7 @@ export function firestoreGlobalTotals(db: () => Promise<Firestore>): GlobalTotal
       const { AggregateField } = await import("firebase-admin/firestore");
       const snapshot = await firestore
         .collection(globalPaths.shards(month))
-        .aggregate({ spent: AggregateField.sum("costMicros"), reserved: AggregateField.sum("reservedMicros") })
+        .aggregate({ spent: AggregateField.sum(SUMMED_FIELDS.spent), reserved: AggregateField.sum(SUMMED_FIELDS.reserved) })
         .get();
       const data = snapshot.data();
       return { spentMicros: Number(data.spent ?? 0), reservedMicros: Number(data.reserved ?? 0) };
