@@ -121,6 +121,10 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
   // Loaded with Firestore itself, on first use, not at cold start.
   const fieldValues = async () => (loaded ??= (await import("firebase-admin/firestore")).FieldValue);
   const randomIndex = (n: number) => Math.floor(Math.random() * n);
+  // Global shards in turn from a random start: every shard takes an even share of this instance's
+  // executions, so no shard is written more than the average (docs/scaling.md).
+  let shardCursor = randomIndex(options.globalShards);
+  const nextShard = () => (shardCursor = (shardCursor + 1) % options.globalShards);
   const lanes = new LaneCounts();
   const global = new GlobalBudgetGate(firestoreGlobalTotals(db), systemClock);
 
@@ -151,7 +155,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
       lane,
       delta: ABANDONED_DELTA,
       time: now,
-      shard: shard ?? randomIndex(options.globalShards),
+      shard: shard ?? nextShard(),
       ...(shard !== undefined && reservation ? { releasedMicros: reservation.micros } : {}),
     });
   }
@@ -177,6 +181,9 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
       const conversationRef = turn ? doc(conversationPaths.conversation(uid, turn.id)) : undefined;
       const globalBudget = limits.globalMonthlyBudgetUsd === null ? null : Math.round(limits.globalMonthlyBudgetUsd * 1_000_000);
 
+      // Chosen once per admission, kept when a round is tried again: the spread stays even.
+      let chosenLane: number | undefined;
+      let chosenShard: number | undefined;
       return untilCommitted(async (): Promise<Admission> => {
         const laneCount = lanes.get(uid);
         const laneRefs = Array.from({ length: laneCount }, (_, k) => doc(userPaths.lane(uid, k)));
@@ -204,10 +211,11 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         const conversation = conversationSnap ? conversationFromSnapshot(conversationSnap) : undefined;
         if (turn) checkTurnFree(conversation, execution.id, now);
         const reserveMicros = turn ? turn.reserveFor(conversation?.historyBytes ?? 0) : request.reserveMicros;
-        // A one-lane user writes lane 0; others a random lane (docs/scaling.md: the bound this costs).
+        // A one-lane user writes lane 0; others their lanes in turn (docs/scaling.md: the bound this costs).
         // Lanes beyond those the limits call for (limits lowered this month) are read, never written.
         const writable = laneCountOf(laneSnaps[0]!);
-        const lane = writable === 1 ? 0 : randomIndex(writable);
+        if (chosenLane === undefined || chosenLane >= writable) chosenLane = writable === 1 ? 0 : lanes.nextLane(uid, writable);
+        const lane = chosenLane;
         const laneSnap = laneSnaps[lane]!;
         const decision = decideAdmission({
           executionId: execution.id,
@@ -219,7 +227,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           settings: limits,
         });
         const hold: GlobalHold | undefined = globalBudget === null ? undefined : await global.hold(month, globalBudget, reserveMicros);
-        const globalShard = hold ? randomIndex(options.globalShards) : undefined;
+        const globalShard = hold ? (chosenShard ??= nextShard()) : undefined;
         if (globalShard !== undefined) decision.reservations[execution.id] = { ...decision.reservations[execution.id]!, globalShard };
 
         const batch = firestore.batch();
@@ -367,7 +375,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           lane,
           delta,
           time: at,
-          shard: ticket.globalShard ?? randomIndex(options.globalShards),
+          shard: ticket.globalShard ?? nextShard(),
           ...(release && ticket.globalShard !== undefined ? { releasedMicros: ticket.reservedMicros ?? 0 } : {}),
         });
         await batch.commit();

@@ -119,9 +119,13 @@ export function addTotals(a: UsageTotals, b: UsageTotals): UsageTotals {
   };
 }
 
-/** A small cache of lane counts per user, so that admission reads every lane in its one round trip. */
+/**
+ * A small cache of lane counts per user, so that admission reads every lane in its one round trip,
+ * and where each user's admissions on this instance go next.
+ */
 export class LaneCounts {
   private readonly counts = new Map<string, number>();
+  private readonly cursors = new Map<string, number>();
   constructor(private readonly max = 10_000) {}
   get(uid: string): number {
     return this.counts.get(uid) ?? 1;
@@ -130,5 +134,17 @@ export class LaneCounts {
     if (this.counts.size >= this.max) this.counts.delete(this.counts.keys().next().value!);
     if (lanes === 1) this.counts.delete(uid);
     else this.counts.set(uid, lanes);
+  }
+  /**
+   * The lane of this instance's next admission of a user: round-robin from a random start, so that
+   * every lane takes an even share of them (a random choice would leave some lanes busier than the
+   * average; docs/scaling.md).
+   */
+  nextLane(uid: string, lanes: number): number {
+    const previous = this.cursors.get(uid) ?? Math.floor(Math.random() * lanes);
+    if (this.cursors.size >= this.max && !this.cursors.has(uid)) this.cursors.delete(this.cursors.keys().next().value!);
+    const next = (previous + 1) % lanes;
+    this.cursors.set(uid, next);
+    return next;
   }
 }

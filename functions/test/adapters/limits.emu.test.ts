@@ -13,7 +13,7 @@ import { firestoreUsageRepo } from "../../src/adapters/usage-repo.js";
 import { catalog } from "../../src/config/catalog.js";
 import type { ExecutionError } from "../../src/core/errors.js";
 import { runningExecution } from "../../src/core/execution.js";
-import { worstCaseMicros, usagePeriods, type LimitSettings } from "../../src/core/limits.js";
+import { lanesFor, worstCaseMicros, usagePeriods, type LimitSettings } from "../../src/core/limits.js";
 import { MemoryLogger } from "../../src/core/memory-stores.js";
 import type { Clock } from "../../src/core/ports.js";
 import { executePrompt, type PipelineDeps, type PipelineSettings } from "../../src/core/pipeline/index.js";
@@ -250,6 +250,21 @@ describe("a user with raised limits: lanes (docs/scaling.md)", () => {
     expect(report.month).toMatchObject({ requests: 20, costMicros: sum.costMicros });
   });
 
+  it("an instance takes a laned user's lanes, and the global shards, in turn: none busier than the average", async () => {
+    const uid = user();
+    await firestoreUsageRepo(firestore).setLimits(uid, { perMinute: 300, maxConcurrent: 50 });
+    const lanes = lanesFor({ perMinute: 300 });
+    const clock = monthOfItsOwn();
+    const deps = instance({ globalMonthlyBudgetUsd: 1_000, globalShards: lanes }, clock);
+    for (let i = 0; i < 2 * lanes; i++) await executePrompt(deps, ask("local-mini"), { uid });
+    // Each lane settled (and so was admitted on) exactly twice; each shard took exactly two executions.
+    const usage = await adminDb().collection(`users/${uid}/usage`).get();
+    const perLane = usage.docs.filter((d) => d.id === clock.month || d.id.startsWith(`${clock.month}~`)).map((d) => d.data().requests);
+    expect(perLane).toEqual(Array.from({ length: lanes }, () => 2));
+    const shards = await adminDb().collection(`globalUsage/${clock.month}/shards`).get();
+    expect(shards.docs.map((d) => d.data().requests)).toEqual(Array.from({ length: lanes }, () => 2));
+  });
+
   it("lowering a user's limits keeps counting this month's spend on every lane they used", async () => {
     const uid = user();
     const repo = firestoreUsageRepo(firestore);
@@ -282,9 +297,10 @@ describe("a user with raised limits: lanes (docs/scaling.md)", () => {
     await firestoreUsageRepo(firestore).setLimits(uid, { perMinute: 300, maxConcurrent: 5 });
     const inputs = Array.from({ length: 30 }, () => ask(`local-mini+deltas=10,interval=200,key=${uid}`));
     const { results, categories } = await burst([instance(), instance()], uid, inputs);
-    // 300 a minute → 10 lanes: at most 5 + 9 at once; never fewer than the limit.
+    // 300 a minute → 13 lanes: at most 5 + 12 at once; never fewer than the limit.
+    expect(lanesFor({ perMinute: 300 })).toBe(13);
     expect(results.length).toBeGreaterThanOrEqual(5);
-    expect(results.length).toBeLessThanOrEqual(5 + 9);
+    expect(results.length).toBeLessThanOrEqual(5 + 12);
     expect(new Set(categories)).toEqual(new Set(["rate_limited"]));
   });
 });
