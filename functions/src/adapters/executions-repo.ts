@@ -1,14 +1,14 @@
 import type { DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Timestamp, WriteBatch } from "firebase-admin/firestore";
 import { checkTurnFree, type StoredMessage } from "../core/conversation.js";
 import type { Execution, RecordedMessage } from "../core/execution.js";
-import { GlobalBudgetGate, type GlobalHold } from "../core/global-budget.js";
+import { GlobalBudgetGate, type GlobalAdmission } from "../core/global-budget.js";
 import { idempotencyDecision, priorRunsOf } from "../core/idempotency.js";
 import { abandoned, ABANDONED_DELTA, usageDelta, type UsageTotals } from "../core/ledger.js";
 import { decideAdmission, partitionReservations, usagePeriods } from "../core/limits.js";
 import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore } from "../core/ports.js";
 import { systemClock } from "../core/ports.js";
 import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, settleConversation } from "./conversations-repo.js";
-import { firestoreGlobalTotals, globalPaths } from "./global-ledger-repo.js";
+import { firestoreGlobalTotals, globalPaths, microsOf } from "./global-ledger-repo.js";
 import { accountFromLanes, laneCountOf, LaneCounts, laneFromSnapshot, lanesToRead, reservationsOf, userPaths } from "./user-state-repo.js";
 
 export { accountFromSnapshots } from "./user-state-repo.js";
@@ -185,6 +185,16 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
       let chosenLane: number | undefined;
       let chosenShard: number | undefined;
       return untilCommitted(async (): Promise<Admission> => {
+        // A conversation's reservation depends on its history, read below: bounded by the whole context window.
+        const globally = globalBudget === null ? undefined : global.admission(month, globalBudget, turn ? turn.reserveFor(Number.MAX_SAFE_INTEGER) : request.reserveMicros);
+        try {
+          return await admitOnce(globally);
+        } finally {
+          globally?.end();
+        }
+      });
+
+      async function admitOnce(globally: GlobalAdmission | undefined): Promise<Admission> {
         const laneCount = lanes.get(uid);
         const laneRefs = Array.from({ length: laneCount }, (_, k) => doc(userPaths.lane(uid, k)));
         const monthRefs = Array.from({ length: laneCount }, (_, k) => doc(userPaths.usage(uid, month, k)));
@@ -193,7 +203,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         const [snapshots, history] = await Promise.all([
           firestore.getAll(...refs),
           turn ? loadHistory(firestore, uid, turn.id, turn.historyLimit) : Promise.resolve<StoredMessage[] | undefined>(undefined),
-          globalBudget === null ? undefined : global.ready(month, globalBudget),
+          globally?.ready,
         ]);
         const laneSnaps = snapshots.slice(0, laneCount);
         if (lanesToRead(laneSnaps[0]!, month) !== laneCount) {
@@ -226,8 +236,8 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           ...(laneCount > 1 ? { lane: laneFromSnapshot(laneSnap) } : {}),
           settings: limits,
         });
-        const hold: GlobalHold | undefined = globalBudget === null ? undefined : await global.hold(month, globalBudget, reserveMicros);
-        const globalShard = hold ? (chosenShard ??= nextShard()) : undefined;
+        if (globally) await globally.hold(reserveMicros);
+        const globalShard = globally ? (chosenShard ??= nextShard()) : undefined;
         if (globalShard !== undefined) decision.reservations[execution.id] = { ...decision.reservations[execution.id]!, globalShard };
 
         const batch = firestore.batch();
@@ -265,14 +275,8 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         // was read. A lane's precondition is not enough, since another admission may write another lane.
         if (existingSnap?.exists) batch.update(recordRef, replacing(existingSnap.data()!, toDoc(record), FV), { lastUpdateTime: existingSnap.updateTime! });
         else batch.create(recordRef, toDoc(record));
-        let results: Awaited<ReturnType<WriteBatch["commit"]>>;
-        try {
-          results = await batch.commit();
-        } catch (error) {
-          hold?.release();
-          throw error;
-        }
-        hold?.committed();
+        const results = await batch.commit();
+        globally?.committed(microsOf(results[0]!.writeTime));
         // Write times of the last two writes: the conversation (when held) and the record. Settlement
         // commits over exactly these versions, so that it is idempotent and never appends to a turn it lost.
         const version = results.at(-1)!.writeTime;
@@ -288,7 +292,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           ...(record.prior ? { prior: record.prior } : {}),
           ...(history ? { history } : {}),
         };
-      });
+      }
     },
 
     async reclaimAbandoned(uid: string, now: number, staleIds: readonly string[]): Promise<string[]> {

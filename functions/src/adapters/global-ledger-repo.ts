@@ -1,4 +1,4 @@
-import type { Firestore } from "firebase-admin/firestore";
+import type { Firestore, Timestamp } from "firebase-admin/firestore";
 import type { GlobalTotals, GlobalTotalsSource } from "../core/global-budget.js";
 
 /**
@@ -29,7 +29,12 @@ export function firestoreGlobalTotals(db: () => Promise<Firestore>): GlobalTotal
         .aggregate({ spent: AggregateField.sum(SUMMED_FIELDS.spent), reserved: AggregateField.sum(SUMMED_FIELDS.reserved) })
         .get();
       const data = snapshot.data();
-      return { spentMicros: Number(data.spent ?? 0), reservedMicros: Number(data.reserved ?? 0) };
+      return { spentMicros: Number(data.spent ?? 0), reservedMicros: Number(data.reserved ?? 0), readTime: microsOf(snapshot.readTime) };
     },
   };
+}
+
+/** A server time in µs (Firestore's precision), to compare read and commit times exactly. */
+export function microsOf(time: Timestamp): number {
+  return time.seconds * 1_000_000 + Math.floor(time.nanoseconds / 1_000);
 }
