@@ -167,7 +167,8 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
      * changed meanwhile. Every admission and settlement writes its lane, so the lane versions
      * that part of the user's state: a one-lane user's admissions are serialized exactly; on a
      * lost race we read again after a few milliseconds. The global budget is checked on a
-     * cached total (core/global-budget.ts) whose refresh runs alongside the read. Transactions
+     * cached total far from it, on a fresh one near it (core/global-budget.ts), read alongside the
+     * documents. Transactions
      * would hold locks and back off a second or more per conflict (measured: 12 at once took 13 s).
      */
     async admit(request: AdmissionRequest): Promise<Admission> {

@@ -83,11 +83,11 @@ export const GLOBAL_REFRESH_MS = 1_000;
 export const NEAR_FRACTION = 0.1;
 /**
  * What one instance may admit on cached totals within one refresh interval, as a fraction of the
- * budget (A): 0.1% of a month's budget a second is far more than an instance spends, so it binds
- * only for tiny budgets; beyond it, admissions decide on fresh totals. It is what bounds the
- * admissions another instance cannot see.
+ * budget (A): 0.01% of a month's budget a second ($1 a second of $10,000) is more than an instance
+ * spends, so it binds only for small budgets, large reservations and surges; beyond it, admissions
+ * decide on fresh totals. It is what bounds the admissions another instance cannot see.
  */
-export const ALLOWANCE_FRACTION = 0.001;
+export const ALLOWANCE_FRACTION = 0.0001;
 
 export class GlobalBudgetGate {
   private snapshot?: Snapshot;

@@ -214,7 +214,7 @@ describe("global budget at scale: no global document on the request path (docs/s
       // Never refused what fits: at least the 10 the budget holds (less what the warm-up spent).
       expect(admitted).toBeGreaterThanOrEqual(Math.floor((budget - before.spent) / r));
       // The bound (docs/scaling.md) with N = 2 instances, r = the reservation, A = ALLOWANCE_FRACTION × budget:
-      // 1.03 reservations here, so at most one admission beyond the budget (before the fix: up to 10 more).
+      // 1.003 reservations here, so at most one admission beyond the budget (before the fix: up to 10 more).
       const bound = (2 - 1) * (r + 3 * ALLOWANCE_FRACTION * budget);
       expect(before.spent + admitted * r - budget).toBeLessThanOrEqual(bound);
       // Every reservation released; the global ledger is the sum of what was charged.

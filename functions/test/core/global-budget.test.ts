@@ -183,7 +183,7 @@ describe("GlobalBudgetGate", () => {
   it("within its allowance an instance admits on cached totals; beyond it, on fresh ones", async () => {
     const { shards, instance, advance } = world();
     const gate = instance();
-    const budget = 1_000_000_000;
+    const budget = 10_000_000_000;
     const allowance = ALLOWANCE_FRACTION * budget; // 1,000,000 a refresh interval
     expect(await admit(gate, shards, budget, 400_000)).toBe(true); // fresh: no total yet
     expect(await admit(gate, shards, budget, 400_000)).toBe(true); // cached: 400,000 of the allowance
@@ -215,7 +215,7 @@ describe("GlobalBudgetGate", () => {
   it("another instance's admissions on cached totals go unseen until the next read: at most its allowance in an interval", async () => {
     const { shards, instance, advance } = world();
     const [gate, other] = [instance(), instance()];
-    const budget = 1_000_000_000;
+    const budget = 10_000_000_000; // an allowance of 1,000,000 a refresh interval
     expect(await admit(gate, shards, budget, 100)).toBe(true);
     expect(await admit(other, shards, budget, 100)).toBe(true);
     // Inside the gate's staleness window the other instance admits on its cached total …
@@ -275,8 +275,8 @@ describe("GlobalBudgetGate", () => {
       const { shards, instance, advance } = world(() => 1 + Math.floor(rand() * 4));
       const instances = 2 + (seed % 4);
       const gates = Array.from({ length: instances }, instance);
-      // Budgets of 50 and 200 of the largest reservations, and one of 2,000 (allowance 2 reservations a
-      // refresh interval) already spent but for 260: admissions on cached totals, then fresh ones.
+      // Budgets of 50 and 200 of the largest reservations, and one of 2,000 (an allowance of a fifth of
+      // the largest a refresh interval) already spent but for 260: admissions on cached totals, then fresh ones.
       const r = 1_000;
       const budget = r * [50, 200, 2_000][seed % 3]!;
       if (seed % 3 === 2) shards.total = budget - 260 * r;
@@ -312,8 +312,8 @@ describe("GlobalBudgetGate", () => {
 });
 
 describe("the bound's terms", () => {
-  it("near the budget is the last tenth; the allowance a thousandth a refresh interval", () => {
+  it("near the budget is the last tenth; the allowance a ten-thousandth a refresh interval", () => {
     expect(NEAR_FRACTION).toBe(0.1);
-    expect(ALLOWANCE_FRACTION).toBe(0.001);
+    expect(ALLOWANCE_FRACTION).toBe(0.0001);
   });
 });
