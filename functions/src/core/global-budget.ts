@@ -11,9 +11,9 @@ import type { Clock } from "./ports.js";
  *
  * Each admission decides one of two ways:
  * - on the cached total (read in the background about once a refresh interval, never used once
- *   two intervals old), when it fits there with at least NEAR_FRACTION of the budget left over,
- *   and this instance has admitted on cached totals less than its allowance A = ALLOWANCE_FRACTION
- *   × budget within the last refresh interval;
+ *   two intervals old), as it begins, when it fits there with at least NEAR_FRACTION of the budget
+ *   left over and this instance has admitted on cached totals less than its allowance
+ *   A = ALLOWANCE_FRACTION × budget within the last refresh interval;
  * - otherwise on a fresh total: this instance's fresh-total admissions go one at a time, each on a
  *   total read after the previous one committed (and after it arrived). Near the budget (less than
  *   NEAR_FRACTION of it left after the request) every admission is decided so.
@@ -24,10 +24,10 @@ import type { Clock } from "./ports.js";
  *   overspend ≤ (N − 1) × (r + 3 × A)
  * An admission is blind only to what other instances decided on totals read no later than its own
  * and committed after it was read: at most one fresh-total admission each (≤ r), and what they
- * admitted on cached totals in the window such a total can still be used in (two intervals, plus a
- * commit of under one interval: at most three intervals' allowance, ≤ 3A). Once every instance's
- * total shows the budget near (within an interval of the total crossing into its last tenth), only
- * the (N − 1) × r remains. docs/scaling.md.
+ * admitted on cached totals in the window such a total can still be used in (two intervals, plus
+ * an admission's read and commit, taken to be under one: at most three intervals' allowance,
+ * ≤ 3A). Once every instance's total shows the budget near (within an interval of the total
+ * crossing into its last tenth), only the (N − 1) × r remains. docs/scaling.md.
  */
 
 export interface GlobalTotals {
@@ -143,18 +143,43 @@ export class GlobalBudgetGate {
       state = "fresh";
       await this.refresh(month);
     };
-    const ready = this.cachedWillDo(month, budgetMicros, upToMicros) ? Promise.resolve() : fresh();
+    const take = (micros: number, onCache?: { at: number; micros: number }) => {
+      let settle!: () => void;
+      const settled = new Promise<void>((resolve) => (settle = resolve));
+      if (onCache) this.cached.push(onCache);
+      hold = { month, micros, onCache, settled, settle };
+      this.held.push(hold);
+    };
+    /** A hold that did not commit: forgotten, and given back to the allowance. */
+    const forget = () => {
+      const forgotten = hold;
+      if (!forgotten) return;
+      this.held = this.held.filter((h) => h !== forgotten);
+      this.cached = this.cached.filter((c) => c !== forgotten.onCache);
+      forgotten.settle();
+      hold = undefined;
+    };
+    let ready: Promise<void>;
+    if (this.cachedWillDo(month, budgetMicros, upToMicros)) {
+      // Decided now, on the cached total: `upTo` is held at once (so that this instance's other
+      // admissions see it), and lowered to what is reserved at `hold`; no read, no second look.
+      take(upToMicros, { at: this.clock.now(), micros: upToMicros });
+      ready = Promise.resolve();
+    } else ready = fresh();
     return {
       ready,
       hold: async (micros: number) => {
-        if (state === "cached" && !this.cachedWillDo(month, budgetMicros, micros)) await fresh(); // the cached picture changed meanwhile
-        if (state === "fresh") await this.decideFresh(month, budgetMicros, micros);
-        let settle!: () => void;
-        const settled = new Promise<void>((resolve) => (settle = resolve));
-        const onCache = state === "cached" ? { at: this.clock.now(), micros } : undefined;
-        if (onCache) this.cached.push(onCache);
-        hold = { month, micros, onCache, settled, settle };
-        this.held.push(hold);
+        if (state === "cached" && micros <= upToMicros) {
+          hold!.micros = micros;
+          hold!.onCache!.micros = micros;
+          return;
+        }
+        if (state === "cached") {
+          forget(); // more than it began with: decided again, on a fresh total
+          await fresh();
+        }
+        await this.decideFresh(month, budgetMicros, micros);
+        take(micros);
       },
       committed: (writeTime?: number) => {
         if (!hold) return;
@@ -166,14 +191,7 @@ export class GlobalBudgetGate {
         hold = undefined;
       },
       end: () => {
-        if (hold) {
-          // Did not commit: forgotten, and given back to the allowance.
-          const forgotten = hold;
-          this.held = this.held.filter((h) => h !== forgotten);
-          this.cached = this.cached.filter((c) => c !== forgotten.onCache);
-          forgotten.settle();
-          hold = undefined;
-        }
+        forget();
         const was = state;
         state = "ended";
         if (was === "fresh") this.nextFresh();

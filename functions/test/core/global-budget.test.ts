@@ -74,25 +74,32 @@ function world(turns?: () => number) {
   };
 }
 
-/** What each instance has held and not yet committed. */
+/** What each instance's admissions begun and not yet committed or ended may hold. */
 const inFlight = new Map<GlobalBudgetGate, number>();
 
 /** One admission as executions-repo.ts makes it; false when refused. */
 async function admit(gate: GlobalBudgetGate, shards: Shards, budget: number, micros: number, onRefusal?: () => void): Promise<boolean> {
   const admission = gate.admission(MONTH, budget, micros);
+  let open = micros;
+  inFlight.set(gate, (inFlight.get(gate) ?? 0) + open);
+  const close = () => {
+    inFlight.set(gate, inFlight.get(gate)! - open);
+    open = 0;
+  };
   try {
     await Promise.all([shards.roundTrip(), admission.ready]);
     await admission.hold(micros);
-    inFlight.set(gate, (inFlight.get(gate) ?? 0) + micros);
     const writeTime = await shards.commit(micros);
-    inFlight.set(gate, inFlight.get(gate)! - micros);
+    close();
     admission.committed(writeTime);
     return true;
   } catch (error) {
     if ((error as ExecutionError).category !== "budget_exceeded") throw error;
+    close();
     onRefusal?.();
     return false;
   } finally {
+    close();
     admission.end();
   }
 }
@@ -232,6 +239,24 @@ describe("GlobalBudgetGate", () => {
     expect(gate.total(MONTH)).toBe(shards.total);
   });
 
+  it("an admission on the cached total is decided as it begins: its instance's next admissions count it, and holding needs no read", async () => {
+    const { shards, instance } = world();
+    const gate = instance();
+    const budget = 10_000_000_000; // an allowance of 1,000,000 a refresh interval
+    await gate.refresh(MONTH);
+    const first = gate.admission(MONTH, budget, 600_000); // up to 600,000 (a conversation's bound, say)
+    const second = gate.admission(MONTH, budget, 600_000); // would pass the allowance with the first: a fresh total
+    await Promise.all([first.ready, second.ready]);
+    expect(shards.reads).toBe(2);
+    await first.hold(500_000); // what the first turned out to reserve
+    await second.hold(600_000);
+    expect(shards.reads).toBe(2);
+    expect(gate.total(MONTH)).toBe(1_100_000);
+    first.end();
+    second.end();
+    expect(gate.total(MONTH)).toBe(0);
+  });
+
   it("does not decide on a total two refresh intervals old", async () => {
     const { shards, instance, advance } = world();
     const gate = instance();
@@ -288,8 +313,8 @@ describe("GlobalBudgetGate", () => {
         const micros = 1 + Math.floor(rand() * r);
         running.push(
           admit(gate, shards, budget, micros, () => {
-            // Refused on a total no larger than the truth (the shards and this instance's own uncommitted holds),
-            // in which it does not fit: nothing counted twice.
+            // Refused on a total no larger than the truth (the shards, and what this instance's other
+            // admissions may hold uncommitted), in which it does not fit: nothing counted twice.
             if (gate.total(MONTH) > shards.total + (inFlight.get(gate) ?? 0)) unjust++;
             refusals++;
           }),
