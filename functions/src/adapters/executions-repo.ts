@@ -1,15 +1,15 @@
 import type { DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Timestamp, WriteBatch } from "firebase-admin/firestore";
 import { checkTurnFree, historyAgrees, type StoredMessage } from "../core/conversation.js";
 import type { Execution, RecordedMessage } from "../core/execution.js";
-import { GlobalBudgetGate, type GlobalHold } from "../core/global-budget.js";
+import { GlobalBudgetGate, type GlobalAdmission } from "../core/global-budget.js";
 import { idempotencyDecision, priorRunsOf } from "../core/idempotency.js";
 import { abandoned, ABANDONED_DELTA, usageDelta, type UsageTotals } from "../core/ledger.js";
 import { decideAdmission, headroomAfter, partitionReservations, usagePeriods } from "../core/limits.js";
 import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, FinishResult } from "../core/ports.js";
 import { systemClock } from "../core/ports.js";
 import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, loadMessage, settleConversation } from "./conversations-repo.js";
-import { firestoreGlobalTotals, globalPaths } from "./global-ledger-repo.js";
-import { accountFromLanes, laneCountOf, LaneCounts, laneFromSnapshot, reservationsOf, userPaths } from "./user-state-repo.js";
+import { firestoreGlobalTotals, globalPaths, microsOf } from "./global-ledger-repo.js";
+import { accountFromLanes, laneCountOf, LaneCounts, laneFromSnapshot, lanesToRead, reservationsOf, userPaths } from "./user-state-repo.js";
 
 export { accountFromSnapshots } from "./user-state-repo.js";
 
@@ -84,6 +84,13 @@ export function executionFromSnapshot(snapshot: DocumentSnapshot): Execution {
   };
 }
 
+/** An update that leaves exactly `next` (as `set` would): fields of `current` it lacks are deleted. */
+function replacing(current: DocumentData, next: DocumentData, FV: FieldValues): DocumentData {
+  const update: DocumentData = { ...next };
+  for (const field of Object.keys(current)) if (!(field in next)) update[field] = FV.delete();
+  return update;
+}
+
 /** Increments for one ledger document; `set(…, { merge: true })` creates it on first use. */
 function ledgerIncrements(delta: UsageTotals, increment: (n: number) => unknown): DocumentData {
   return {
@@ -114,6 +121,10 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
   // Loaded with Firestore itself, on first use, not at cold start.
   const fieldValues = async () => (loaded ??= (await import("firebase-admin/firestore")).FieldValue);
   const randomIndex = (n: number) => Math.floor(Math.random() * n);
+  // Global shards in turn from a random start: every shard takes an even share of this instance's
+  // executions, so no shard is written more than the average (docs/scaling.md).
+  let shardCursor = randomIndex(options.globalShards);
+  const nextShard = () => (shardCursor = (shardCursor + 1) % options.globalShards);
   const lanes = new LaneCounts();
   const global = new GlobalBudgetGate(firestoreGlobalTotals(db), systemClock);
 
@@ -144,7 +155,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
       lane,
       delta: ABANDONED_DELTA,
       time: now,
-      shard: shard ?? randomIndex(options.globalShards),
+      shard: shard ?? nextShard(),
       ...(shard !== undefined && reservation ? { releasedMicros: reservation.micros } : {}),
     });
   }
@@ -156,7 +167,8 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
      * changed meanwhile. Every admission and settlement writes its lane, so the lane versions
      * that part of the user's state: a one-lane user's admissions are serialized exactly; on a
      * lost race we read again after a few milliseconds. The global budget is checked on a
-     * cached total (core/global-budget.ts) whose refresh runs alongside the read. Transactions
+     * cached total far from it, on a fresh one near it (core/global-budget.ts), read alongside the
+     * documents. Transactions
      * would hold locks and back off a second or more per conflict (measured: 12 at once took 13 s).
      */
     async admit(request: AdmissionRequest): Promise<Admission> {
@@ -170,7 +182,20 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
       const conversationRef = turn ? doc(conversationPaths.conversation(uid, turn.id)) : undefined;
       const globalBudget = limits.globalMonthlyBudgetUsd === null ? null : Math.round(limits.globalMonthlyBudgetUsd * 1_000_000);
 
+      // Chosen once per admission, kept when a round is tried again: the spread stays even.
+      let chosenLane: number | undefined;
+      let chosenShard: number | undefined;
       return untilCommitted(async (): Promise<Admission> => {
+        // A conversation's reservation depends on its history, read below: bounded by the whole context window.
+        const globally = globalBudget === null ? undefined : global.admission(month, globalBudget, turn ? turn.maxReserveMicros : request.reserveMicros);
+        try {
+          return await admitOnce(globally);
+        } finally {
+          globally?.end();
+        }
+      });
+
+      async function admitOnce(globally: GlobalAdmission | undefined): Promise<Admission> {
         const laneCount = lanes.get(uid);
         const laneRefs = Array.from({ length: laneCount }, (_, k) => doc(userPaths.lane(uid, k)));
         const monthRefs = Array.from({ length: laneCount }, (_, k) => doc(userPaths.usage(uid, month, k)));
@@ -179,11 +204,11 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         const [snapshots, history] = await Promise.all([
           firestore.getAll(...refs),
           turn ? loadHistory(firestore, uid, turn.id, turn.historyLimit) : Promise.resolve<StoredMessage[] | undefined>(undefined),
-          globalBudget === null ? undefined : global.ready(month, globalBudget),
+          globally?.ready,
         ]);
         const laneSnaps = snapshots.slice(0, laneCount);
-        if (laneCountOf(laneSnaps[0]!) !== laneCount) {
-          lanes.set(uid, laneCountOf(laneSnaps[0]!));
+        if (lanesToRead(laneSnaps[0]!, month) !== laneCount) {
+          lanes.set(uid, lanesToRead(laneSnaps[0]!, month));
           throw new LanesChanged("the user's lanes changed");
         }
         const monthSnaps = snapshots.slice(laneCount, 2 * laneCount);
@@ -211,8 +236,11 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         }
         const planned = turn ? turn.window(read, system) : undefined;
         const reserveMicros = planned ? planned.reserveMicros : request.reserveMicros;
-        // A one-lane user writes lane 0; others a random lane (docs/scaling.md: the bound this costs).
-        const lane = laneCount === 1 ? 0 : randomIndex(laneCount);
+        // A one-lane user writes lane 0; others their lanes in turn (docs/scaling.md: the bound this costs).
+        // Lanes beyond those the limits call for (limits lowered this month) are read, never written.
+        const writable = laneCountOf(laneSnaps[0]!);
+        if (chosenLane === undefined || chosenLane >= writable) chosenLane = writable === 1 ? 0 : lanes.nextLane(uid, writable);
+        const lane = chosenLane;
         const laneSnap = laneSnaps[lane]!;
         const decision = decideAdmission({
           executionId: execution.id,
@@ -223,8 +251,8 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           ...(laneCount > 1 ? { lane: laneFromSnapshot(laneSnap) } : {}),
           settings: limits,
         });
-        const hold: GlobalHold | undefined = globalBudget === null ? undefined : await global.hold(month, globalBudget, reserveMicros);
-        const globalShard = hold ? randomIndex(options.globalShards) : undefined;
+        if (globally) await globally.hold(reserveMicros);
+        const globalShard = globally ? (chosenShard ??= nextShard()) : undefined;
         if (globalShard !== undefined) decision.reservations[execution.id] = { ...decision.reservations[execution.id]!, globalShard };
 
         const batch = firestore.batch();
@@ -262,15 +290,12 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         if (turn && conversationSnap) {
           guardedWrite(conversationSnap, holdConversation(conversationSnap, turn, execution.id, request.expireAt, now, legacy ? (system ?? null) : undefined));
         }
-        batch.set(recordRef, toDoc(record));
-        let results: Awaited<ReturnType<WriteBatch["commit"]>>;
-        try {
-          results = await batch.commit();
-        } catch (error) {
-          hold?.release();
-          throw error;
-        }
-        hold?.committed();
+        // The record claims the requestId by itself: created only if absent, or replaced only as it
+        // was read. A lane's precondition is not enough, since another admission may write another lane.
+        if (existingSnap?.exists) batch.update(recordRef, replacing(existingSnap.data()!, toDoc(record), FV), { lastUpdateTime: existingSnap.updateTime! });
+        else batch.create(recordRef, toDoc(record));
+        const results = await batch.commit();
+        globally?.committed(microsOf(results[0]!.writeTime));
         const headroom = headroomAfter(account, limits, now, reserveMicros, globalBudget === null ? null : globalBudget - global.total(month));
         // Write times of the last two writes: the conversation (when held) and the record. Settlement
         // commits over exactly these versions, so that it is idempotent and never appends to a turn it lost.
@@ -298,7 +323,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           ...(record.prior ? { prior: record.prior } : {}),
           ...(planned ? { history: planned.messages } : {}),
         };
-      });
+      }
     },
 
     async reclaimAbandoned(uid: string, now: number, staleIds: readonly string[]): Promise<string[]> {
@@ -309,8 +334,9 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         const laneCount = lanes.get(uid);
         const snapshots = await firestore.getAll(...Array.from({ length: laneCount }, (_, k) => doc(userPaths.lane(uid, k))), ...staleIds.map((id) => doc(paths.execution(uid, id))));
         const laneSnaps = snapshots.slice(0, laneCount);
-        if (laneCountOf(laneSnaps[0]!) !== laneCount) {
-          lanes.set(uid, laneCountOf(laneSnaps[0]!));
+        const month = usagePeriods(now).month;
+        if (lanesToRead(laneSnaps[0]!, month) !== laneCount) {
+          lanes.set(uid, lanesToRead(laneSnaps[0]!, month));
           throw new LanesChanged("the user's lanes changed");
         }
         const records = snapshots.slice(laneCount);
@@ -390,7 +416,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           lane,
           delta,
           time: at,
-          shard: ticket.globalShard ?? randomIndex(options.globalShards),
+          shard: ticket.globalShard ?? nextShard(),
           ...(release && ticket.globalShard !== undefined ? { releasedMicros: ticket.reservedMicros ?? 0 } : {}),
         });
         await batch.commit();

@@ -1,18 +1,18 @@
 import type { Firestore } from "firebase-admin/firestore";
 import { EMPTY_TOTALS } from "../core/ledger.js";
-import { usagePeriods } from "../core/limits.js";
+import { lanesFor, usagePeriods } from "../core/limits.js";
 import type { BudgetWriter, LimitsWriter, UsageReader } from "../core/usage-report.js";
-import { accountFromLanes, addTotals, laneCountOf, totalsOf, userPaths } from "./user-state-repo.js";
+import { accountFromLanes, addTotals, lanesToRead, totalsOf, userPaths } from "./user-state-repo.js";
 
 export function firestoreUsageRepo(db: () => Promise<Firestore>): UsageReader & BudgetWriter & LimitsWriter {
   return {
-    /** Lane 0 says how many lanes the user has; then every lane and its ledger, summed. */
+    /** Lane 0 says how many lanes the user has had this month; then every lane and its ledger, summed. */
     async read(uid, now) {
       const firestore = await db();
       const { day, month } = usagePeriods(now);
       const doc = (path: string) => firestore.doc(path);
       const lane0 = await doc(userPaths.lane(uid, 0)).get();
-      const lanes = laneCountOf(lane0);
+      const lanes = lanesToRead(lane0, month);
       const snapshots = await firestore.getAll(
         ...Array.from({ length: lanes - 1 }, (_, k) => doc(userPaths.lane(uid, k + 1))),
         ...Array.from({ length: lanes }, (_, k) => doc(userPaths.usage(uid, month, k))),
@@ -28,11 +28,37 @@ export function firestoreUsageRepo(db: () => Promise<Firestore>): UsageReader & 
       const firestore = await db();
       await firestore.doc(userPaths.lane(uid, 0)).set({ monthlyBudgetUsd: monthlyUsd, budgetUpdatedAt: new Date() }, { merge: true });
     },
+    /**
+     * Also remembers on lane 0 the most lanes the user has had this month (`lanesUsed`), so that
+     * lowering the limits never hides spend, reservations or admissions on the lanes dropped
+     * (lanesToRead). Read, then written only over the version read: admissions write lane 0 too.
+     */
     async setLimits(uid, limits) {
       const firestore = await db();
       const { FieldValue } = await import("firebase-admin/firestore");
       const value = (v: number | null) => (v === null ? FieldValue.delete() : v);
-      await firestore.doc(userPaths.lane(uid, 0)).set({ perMinute: value(limits.perMinute), maxConcurrent: value(limits.maxConcurrent), limitsUpdatedAt: new Date() }, { merge: true });
+      const ref = firestore.doc(userPaths.lane(uid, 0));
+      for (let attempt = 1; ; attempt++) {
+        const now = new Date();
+        const { month } = usagePeriods(now.getTime());
+        const lane0 = await ref.get();
+        const lanes = Math.max(lanesToRead(lane0, month), lanesFor(limits.perMinute === null ? {} : { perMinute: limits.perMinute }));
+        const fields = {
+          ...(limits.perMinute !== null ? { perMinute: limits.perMinute } : {}),
+          ...(limits.maxConcurrent !== null ? { maxConcurrent: limits.maxConcurrent } : {}),
+          limitsUpdatedAt: now,
+          ...(lanes > 1 ? { lanesUsed: { month, lanes } } : {}),
+        };
+        try {
+          if (!lane0.exists) await ref.create(fields);
+          else await ref.update({ perMinute: value(limits.perMinute), maxConcurrent: value(limits.maxConcurrent), ...fields }, { lastUpdateTime: lane0.updateTime! });
+          return;
+        } catch (error) {
+          const code = (error as { code?: unknown }).code;
+          if ((code !== 9 && code !== 6) || attempt >= 20) throw error; // FAILED_PRECONDITION, ALREADY_EXISTS: written meanwhile
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+        }
+      }
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { DocumentData, DocumentSnapshot } from "firebase-admin/firestore";
 import type { UsageTotals } from "../core/ledger.js";
-import { lanesFor, mergeLanes, type AccountState, type LaneState, type Reservation } from "../core/limits.js";
+import { lanesFor, MAX_LANES, mergeLanes, type AccountState, type LaneState, type Reservation } from "../core/limits.js";
 
 /**
  * A user's admission state and ledger in Firestore, split over lanes (docs/scaling.md):
@@ -51,9 +51,39 @@ export function overridesOf(lane0: DocumentSnapshot): Pick<AccountState, "monthl
   };
 }
 
-/** How many lanes lane 0's overrides call for. */
+/** How many lanes lane 0's overrides call for: the lanes admissions write. */
 export function laneCountOf(lane0: DocumentSnapshot): number {
   return lanesFor(overridesOf(lane0));
+}
+
+/** What lane 0 remembers of a month's lanes (`setLimits` writes it): the most the user had that month. */
+export interface LanesUsed {
+  month: string;
+  lanes: number;
+}
+
+export function lanesUsedOf(lane0: DocumentSnapshot): LanesUsed | undefined {
+  const used = lane0.data()?.lanesUsed as Partial<LanesUsed> | undefined;
+  if (typeof used?.month !== "string" || typeof used.lanes !== "number" || !Number.isInteger(used.lanes) || used.lanes < 1) return undefined;
+  return { month: used.month, lanes: Math.min(used.lanes, MAX_LANES) };
+}
+
+/** `YYYY-MM` of the month before. */
+export function previousMonth(month: string): string {
+  const [year, m] = month.split("-").map(Number) as [number, number];
+  return m === 1 ? `${year - 1}-12` : `${year}-${String(m - 1).padStart(2, "0")}`;
+}
+
+/**
+ * How many lanes to read in `month`: those the limits call for, or more when the user had more
+ * lanes this month or the last one. Lowering a user's limits leaves their month's spend (and, for
+ * a while, reservations and admission times) on the lanes they were admitted on, and an execution
+ * admitted at the end of a month settles on its lane in the next; all of it stays counted.
+ */
+export function lanesToRead(lane0: DocumentSnapshot, month: string): number {
+  const lanes = laneCountOf(lane0);
+  const used = lanesUsedOf(lane0);
+  return used && (used.month === month || used.month === previousMonth(month)) ? Math.max(lanes, used.lanes) : lanes;
 }
 
 /** The whole account from its lanes and their month ledgers (same order, lane 0 first). */
@@ -89,9 +119,13 @@ export function addTotals(a: UsageTotals, b: UsageTotals): UsageTotals {
   };
 }
 
-/** A small cache of lane counts per user, so that admission reads every lane in its one round trip. */
+/**
+ * A small cache of lane counts per user, so that admission reads every lane in its one round trip,
+ * and where each user's admissions on this instance go next.
+ */
 export class LaneCounts {
   private readonly counts = new Map<string, number>();
+  private readonly cursors = new Map<string, number>();
   constructor(private readonly max = 10_000) {}
   get(uid: string): number {
     return this.counts.get(uid) ?? 1;
@@ -100,5 +134,17 @@ export class LaneCounts {
     if (this.counts.size >= this.max) this.counts.delete(this.counts.keys().next().value!);
     if (lanes === 1) this.counts.delete(uid);
     else this.counts.set(uid, lanes);
+  }
+  /**
+   * The lane of this instance's next admission of a user: round-robin from a random start, so that
+   * every lane takes an even share of them (a random choice would leave some lanes busier than the
+   * average; docs/scaling.md).
+   */
+  nextLane(uid: string, lanes: number): number {
+    const previous = this.cursors.get(uid) ?? Math.floor(Math.random() * lanes);
+    if (this.cursors.size >= this.max && !this.cursors.has(uid)) this.cursors.delete(this.cursors.keys().next().value!);
+    const next = (previous + 1) % lanes;
+    this.cursors.set(uid, next);
+    return next;
   }
 }

@@ -80,14 +80,24 @@ export function effectiveLimits(account: Pick<AccountState, "perMinute" | "maxCo
 }
 
 /**
+ * What a lane is sized for at the user's peak, below Firestore's one write a second: each instance
+ * spreads its admissions evenly over the lanes (round-robin), but instances do not coordinate, and
+ * a lost race or a reclaim can add a write; the rest is headroom for that.
+ */
+export const LANE_WRITES_PER_SECOND = 0.8;
+
+/**
  * How many lanes a user's state is split over (docs/scaling.md). Each execution writes its
- * lane's document twice (admission, settlement), so a user allowed `perMinute` needs
- * 2 · perMinute / 60 lanes to keep each document at one write a second at their peak. Only an
- * override (`setUserLimits`) raises it: every other user has one lane, and exact limits.
+ * lane's document twice (admission, settlement): a user allowed `perMinute` writes 2 · perMinute
+ * / 60 times a second at their peak. Up to one write a second fits one lane, as for every user at
+ * the default limits (30 a minute), with exact limits; above it, lanes of LANE_WRITES_PER_SECOND
+ * each. Only an override (`setUserLimits`) raises it.
  */
 export function lanesFor(account: Pick<AccountState, "perMinute">): number {
   if (account.perMinute === undefined) return 1;
-  return Math.min(MAX_LANES, Math.max(1, Math.ceil((2 * account.perMinute) / 60 / WRITES_PER_DOCUMENT_PER_SECOND)));
+  const writesPerSecond = (2 * account.perMinute) / 60;
+  if (writesPerSecond <= WRITES_PER_DOCUMENT_PER_SECOND) return 1;
+  return Math.min(MAX_LANES, Math.ceil(writesPerSecond / LANE_WRITES_PER_SECOND));
 }
 
 /** Splits reservations into live ones and expired ones (executions presumed dead). */

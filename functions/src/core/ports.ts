@@ -65,6 +65,8 @@ export interface ConversationTurn {
    * the stored messages sent with this turn, and the reservation, which counts them as sent.
    */
   window(history: readonly StoredMessage[], system: StoredMessage | undefined): { messages: StoredMessage[]; reserveMicros: number };
+  /** The most `window` can reserve (a history that fills the context): what is held before the history is read. */
+  maxReserveMicros: number;
   /** When the conversation and its messages are deleted by TTL. */
   expireAt: Date;
 }

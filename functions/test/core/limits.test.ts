@@ -83,8 +83,10 @@ describe("decideAdmission", () => {
     );
     expect(lanesFor({})).toBe(1);
     expect(lanesFor({ perMinute: 30 })).toBe(1);
-    // 5 executions a second, two writes each: ten lanes keep each document at one write a second.
-    expect(lanesFor({ perMinute: 300 })).toBe(10);
+    // 5 executions a second, two writes each: 13 lanes of at most 0.8 writes a second each (ten would
+    // be exactly one write a second, no headroom); just over one write a second needs two.
+    expect(lanesFor({ perMinute: 300 })).toBe(13);
+    expect(lanesFor({ perMinute: 31 })).toBe(2);
     expect(lanesFor({ perMinute: 1_000_000 })).toBe(32);
   });
 });

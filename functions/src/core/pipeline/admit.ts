@@ -56,6 +56,7 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
         historyLimit: CONVERSATION_LIMITS.historyMessages,
         // The window is decided once the history is read, and the reservation counts it as it is sent.
         window: turnWindow(plan),
+        maxReserveMicros: worstCaseMicros({ ...modelInputOf(plan), historyBytes: Number.MAX_SAFE_INTEGER }, candidates.map((c) => c.model), plan.params.maxTokens),
         expireAt: new Date(startedAt + settings.conversationTtlDays * 86_400_000),
       }
     : undefined;
