@@ -109,7 +109,10 @@ describe("executePrompt (callable, firebase web SDK)", () => {
   });
 
   it("a stream cut mid-way → unavailable / network, partial output and estimated usage kept", async () => {
-    const { stream, data } = await execute().stream(ask("local-mini+fail=cut,after=2"));
+    // A user this instance has not admitted yet: no speculative start, so the deltas reach the
+    // client before the cut (held ones would not, and the attempt would be retried instead).
+    const fresh = await signedInClient();
+    const { stream, data } = await callable<unknown, ExecutionResult, ExecuteChunk>(fresh.functions, "executePrompt").stream(ask("local-mini+fail=cut,after=2"));
     const result = rejection(data);
     const texts: string[] = [];
     await rejection(
@@ -122,7 +125,7 @@ describe("executePrompt (callable, firebase web SDK)", () => {
     expect(error.code).toBe("functions/unavailable");
     const details = error.details as Record<string, unknown>;
     expect(details).toMatchObject({ category: "network", retryable: true });
-    const record = await executionRecord(client.uid, details.executionId as string);
+    const record = await executionRecord(fresh.uid, details.executionId as string);
     // Estimated: input 17 characters → 5 + 4 framing = 9 tokens, output 3: 9 × 0.10 + 3 × 0.40 = 2.1 µ$ → 2.
     expect(record).toMatchObject({
       status: "failed",
