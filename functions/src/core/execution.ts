@@ -2,6 +2,7 @@ import type { Cost } from "./cost.js";
 import type { ErrorCategory } from "./errors.js";
 import { mediaReference, type MediaReference } from "./media.js";
 import type { Message, TextPart, ToolCall } from "./messages.js";
+import { truncate } from "./truncate.js";
 import type { Usage } from "./usage.js";
 
 export type ExecutionStatus = "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
@@ -106,12 +107,14 @@ export const RECORD_LIMITS = { inputChars: 50_000, outputChars: 100_000 } as con
 
 /** What a record keeps of the input: media by reference, text within RECORD_LIMITS.inputChars in all. */
 export function capInput(messages: readonly Message[]): { input: RecordedMessage[]; inputTruncated: boolean } {
-  let budget = RECORD_LIMITS.inputChars;
+  let budget: number = RECORD_LIMITS.inputChars;
   let truncated = false;
   const take = (text: string): string => {
-    const kept = text.length > budget ? text.slice(0, Math.max(0, budget)) : text;
-    if (kept.length < text.length) truncated = true;
-    budget -= kept.length;
+    const kept = truncate(text, budget);
+    if (kept.length < text.length) {
+      truncated = true;
+      budget = 0;
+    } else budget -= kept.length;
     return kept;
   };
   const input: RecordedMessage[] = [];
@@ -142,7 +145,7 @@ export function capInput(messages: readonly Message[]): { input: RecordedMessage
 
 export function capOutput(output: string): { output: string; outputTruncated: boolean } {
   return output.length > RECORD_LIMITS.outputChars
-    ? { output: output.slice(0, RECORD_LIMITS.outputChars), outputTruncated: true }
+    ? { output: truncate(output, RECORD_LIMITS.outputChars), outputTruncated: true }
     : { output, outputTruncated: false };
 }
 
