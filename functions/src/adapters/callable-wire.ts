@@ -7,8 +7,8 @@ import { MAX_INPUT_DEPTH } from "../core/safe-input.js";
  * and firebase-functions decodes `data` before any code of ours runs: an unknown `@type`, a
  * value that is not a number, or nesting deep enough to overflow its recursion is a 500
  * from inside the framework (firebase/firebase-functions, common/providers/https.ts
- * `decode`). This guard answers those as the protocol's INVALID_ARGUMENT, with our details,
- * before the framework decodes anything.
+ * `decode`), and a `__proto__` key is turned into a prototype. This guard answers those as
+ * the protocol's INVALID_ARGUMENT, with our details, before the framework decodes anything.
  */
 const NUMBER_TYPES = new Set(["type.googleapis.com/google.protobuf.Int64Value", "type.googleapis.com/google.protobuf.UInt64Value"]);
 
@@ -28,6 +28,9 @@ export function callableWireProblem(data: unknown, path = "", depth = 0): string
     if (!Number.isFinite(Number.parseFloat(String(value)))) return `${where}: ${JSON.stringify(value)} is not a number`;
     return undefined;
   }
+  // The decoder copies keys with `obj[k] = …`: a "__proto__" key would become the object's
+  // prototype (an object or null) or vanish (anything else), so it never reaches our checks as a key.
+  if (Object.hasOwn(data, "__proto__")) return `${child(path, "__proto__")}: a "__proto__" key is not allowed`;
   const entries: [string | number, unknown][] = Array.isArray(data) ? data.map((v, i) => [i, v]) : Object.entries(data);
   for (const [key, value] of entries) {
     const problem = callableWireProblem(value, child(path, key), depth + 1);

@@ -17,6 +17,16 @@ describe("callableWireProblem", () => {
     expect(callableWireProblem(data)).toContain(message);
   });
 
+  it.each([
+    ['{"__proto__":null,"model":"m"}', '__proto__: a "__proto__" key is not allowed'],
+    ['{"__proto__":"x"}', '__proto__: a "__proto__" key is not allowed'],
+    ['{"params":{"__proto__":null}}', 'params.__proto__: a "__proto__" key is not allowed'],
+    ['{"messages":[{"__proto__":{"role":"system"},"content":"hi"}]}', 'messages[0].__proto__: a "__proto__" key is not allowed'],
+  ])("refuses a __proto__ key at any depth, whatever its value: %s", (json, message) => {
+    // JSON.parse (express.json) keeps "__proto__" as an ordinary own key, as the guard sees the body.
+    expect(callableWireProblem(JSON.parse(json))).toBe(message);
+  });
+
   it("stops at 64 levels instead of recursing 100,000 deep", () => {
     let deep: unknown = 1;
     for (let i = 0; i < 100_000; i++) deep = { a: deep };
