@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import OpenAI from "openai";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFunctionsHost, type FunctionsHost } from "../../../scripts/functions-host.js";
 import type { ExecuteChunk } from "../../src/adapters/execute-prompt-callable.js";
 import type { ExecutionResult } from "../../src/core/execution.js";
-import { callable, executionRecord, providerAborts, rejection, signedInClient } from "../support/firebase.js";
+import { callable, executionRecord, providerAborts, providerCount, rejection, signedInClient } from "../support/firebase.js";
 import { functionUrl } from "../support/stack.js";
 
 /**
@@ -14,9 +15,14 @@ import { functionUrl } from "../support/stack.js";
 
 type Client = Awaited<ReturnType<typeof signedInClient>>;
 let client: Client;
+/** Another instance: the deployed handlers in this process. */
+let host: FunctionsHost;
 beforeAll(async () => {
-  client = await signedInClient();
+  [client, host] = await Promise.all([signedInClient(), startFunctionsHost()]);
+  // Its Admin SDK app first (it takes the first app there is), before the tests' own admin app exists.
+  await fetch(`${host.url}/api/health`);
 });
+afterAll(() => host?.close());
 
 const key = (name: string) => `${name}-${randomUUID().slice(0, 8)}`;
 const slow = (k: string) => ({ model: `local-pro+deltas=200,interval=50,key=${k}`, messages: [{ role: "user" as const, content: "hi" }] });
@@ -96,6 +102,34 @@ describe("POST /v1/executions/{id}/cancel", () => {
     expect(await reading).toMatchObject({ error: { type: "cancelled" } });
     expect(await executionRecord(client.uid, executionId)).toMatchObject({ status: "cancelled" });
     expect(await providerAborts(k)).toBe(1);
+  });
+
+  it("leaves nothing behind on the cancelling instance: a repeat of the requestId that lands there runs", async () => {
+    // The execution runs on another instance (the deployed handlers in this process); the cancel
+    // goes to the emulator's api worker, where the repeat then lands too.
+    {
+      const k = key("cancel-rerun");
+      const requestId = `rerun-${randomUUID()}`;
+      const body = JSON.stringify({ model: `local-pro+deltas=80,interval=25,key=${k}`, stream: true, messages: [{ role: "user", content: "hi" }] });
+      const headers = { authorization: `Bearer ${client.idToken}`, "content-type": "application/json", "idempotency-key": requestId };
+      const first = await fetch(`${host.url}/api/v1/chat/completions`, { method: "POST", headers, body });
+      const executionId = first.headers.get("x-execution-id")!;
+      const reader = first.body!.getReader();
+      let seen = "";
+      while (!seen.includes("bravo")) seen += new TextDecoder().decode((await reader.read()).value);
+      const cancelled = await fetch(functionUrl("api", `/v1/executions/${executionId}/cancel`), { method: "POST", headers: { authorization: `Bearer ${client.idToken}` } });
+      expect(await cancelled.json()).toEqual({ executionId, status: "cancelled" });
+      await reader.cancel().catch(() => undefined);
+
+      const again = await fetch(functionUrl("api", "/v1/chat/completions"), { method: "POST", headers, body });
+      expect(again.headers.get("x-execution-id")).toBe(executionId);
+      const text = await again.text();
+      expect(text).not.toContain('"error"');
+      expect(text.endsWith("data: [DONE]\n\n")).toBe(true);
+      const record = await executionRecord(client.uid, executionId);
+      expect(record).toMatchObject({ status: "succeeded", prior: { runs: 1, lastStatus: "cancelled" } });
+      expect(await providerCount(k)).toBe(2);
+    }
   });
 
   it("needs the owner's ID token", async () => {

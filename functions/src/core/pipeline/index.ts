@@ -25,7 +25,8 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
   const plan = await planExecution(deps, input, options.uid, options.signal);
   const startedAt = clock.now();
   const admitted = await admitExecution(deps, plan, options.uid, startedAt, options.instance);
-  options.onAdmitted?.(admitted.kind === "replay" ? admitted.execution.id : admitted.running.id);
+  if (admitted.kind === "replay") options.onAdmitted?.(admitted.execution.id);
+  else options.onAdmitted?.(admitted.running.id, startedAt);
   if (admitted.kind === "replay") return replay(admitted.execution, options);
 
   const conversationId = plan.request.conversationId;
