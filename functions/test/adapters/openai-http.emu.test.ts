@@ -129,6 +129,15 @@ describe("bad requests", () => {
     expect(image.status).toBe(400);
   });
 
+  it("bad percent-encoding in the cancel path → 400 in the contract's error shape (deployed handler), not a plain-text 500", async () => {
+    const response = await fetch(`${host.url}/api/v1/executions/%E0%A4%A/cancel`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(400);
+    expect(response.headers.get("content-type")).toContain("application/json");
+    expect(await response.json()).toMatchObject({
+      error: { type: "validation", code: "invalid-argument", message: expect.stringContaining("executionId"), retryable: false },
+    });
+  });
+
   it("refuses a body over the size limit with 413 (deployed handler)", async () => {
     const huge = JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "x".repeat(11 * 1024 * 1024) }] });
     const response = await chat(`${host.url}/api`, huge);
