@@ -61,10 +61,21 @@ export async function drain(abortAfterMs = GRACE_MS - SETTLE_MARGIN_MS, giveUpAf
   }
 }
 
-function onSigterm(): void {
-  void drain().then(() => {
-    // Someone else (the functions framework) may own shutdown; if not, end as SIGTERM would have.
-    if (process.listenerCount("SIGTERM") === 0) process.kill(process.pid, "SIGTERM");
+/**
+ * Takes SIGTERM over from whoever listened before us, and hands it back after the drain. On
+ * Cloud Run the functions framework's `main` listens from startup, and its handler ends the
+ * process at once (`process.exit()`, invoker.ts `ErrorHandler.register`): measured, it would
+ * kill every execution in flight (functions/test/adapters/in-flight.emu.test.ts). So its
+ * handlers run once ours has drained; with nobody else listening, we end as SIGTERM would have.
+ */
+function installShutdown(): void {
+  const before = process.listeners("SIGTERM");
+  for (const listener of before) process.removeListener("SIGTERM", listener);
+  process.once("SIGTERM", () => {
+    void drain().then(() => {
+      if (before.length > 0) for (const listener of before) listener("SIGTERM");
+      else if (process.listenerCount("SIGTERM") === 0) process.kill(process.pid, "SIGTERM");
+    });
   });
 }
 
@@ -101,7 +112,7 @@ export interface Tracked {
 export async function trackExecution<T>(uid: string, signal: AbortSignal | undefined, work: (tracked: Tracked) => Promise<T>): Promise<T> {
   if (!installed) {
     installed = true;
-    process.once("SIGTERM", onSigterm);
+    installShutdown();
   }
   const controller = new AbortController();
   const onClientGone = () => controller.abort(new ExecutionError("cancelled", "The client went away."));
