@@ -186,7 +186,8 @@ export const sweepAbandoned = onSchedule({ schedule: "every 10 minutes", ...book
   ]);
   await sweepAbandonedExecutions(firestore, productionStore(), {
     now: Date.now(),
-    olderThanMs: maxRequestTimeoutMs.value() + reservationGraceMs.value(),
+    // A reservation lasts the function's whole timeout plus the grace (core/pipeline/admit.ts).
+    olderThanMs: Math.max(maxRequestTimeoutMs.value(), PROVIDER_FUNCTION_TIMEOUT_SECONDS * 1_000) + reservationGraceMs.value(),
     logger: cloudLogger,
   });
 });

@@ -38,6 +38,11 @@ export interface PriorRuns {
   outputTokens: number;
   lastStatus: ExecutionStatus;
   lastError?: { category: ErrorCategory; message: string };
+  /**
+   * Earlier runs settled late (`npm run settle-unsettled`) after the record had been reclaimed
+   * and run again: their `createdAt` (ms), so that settling one again counts nothing twice.
+   */
+  settledLate?: string[];
 }
 
 /** `users/{uid}/executions/{executionId}` (API.md, "Firestore data model"). */

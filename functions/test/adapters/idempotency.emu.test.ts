@@ -10,6 +10,7 @@ import { usagePeriods } from "../../src/core/limits.js";
 import { MemoryLogger } from "../../src/core/memory-stores.js";
 import type { Clock, ExecutionStore } from "../../src/core/ports.js";
 import { executePrompt, type PipelineDeps, type PipelineSettings } from "../../src/core/pipeline/index.js";
+import { settleUnsettled } from "../../../scripts/settle-unsettled.js";
 import { adminDb, providerCount } from "../support/firebase.js";
 import { stackEnv } from "../support/stack.js";
 
@@ -49,10 +50,10 @@ function instance(options: { clock?: Clock; functionTimeoutMs?: number; executio
  * commits the final record (and with a 5-second function timeout, settlement gives up at once),
  * so the `running` record and its reservation stay behind, as after a crash.
  */
-function dyingInstance(): PipelineDeps {
+function dyingInstance(): PipelineDeps & { logger: MemoryLogger } {
   const store = firestoreExecutionStore(firestore, { globalShards: 4 });
   const executions: ExecutionStore = { admit: (request) => store.admit(request), finish: () => Promise.reject(new Error("the instance died")) };
-  return instance({ executions, functionTimeoutMs: 5_000 });
+  return instance({ executions, functionTimeoutMs: 5_000 }) as PipelineDeps & { logger: MemoryLogger };
 }
 
 const later: Clock = { now: () => Date.now() + HOUR };
@@ -126,6 +127,53 @@ describe("idempotency after a crash (Firestore store)", () => {
     expect(await record(uid, result.executionId)).toMatchObject({ status: "succeeded", prior: { runs: 1, costMicros: firstCost, lastStatus: "cancelled" } });
     expect(await ledger(uid, Date.now())).toMatchObject({ requests: 2, failed: 1, succeeded: 1, costMicros: firstCost + result.cost.micros });
     expect(await providerCount(requestId)).toBe(2);
+    expect(await reservations(uid)).toEqual([]);
+  });
+});
+
+describe("settlement that outlives the reservation", () => {
+  it("the reservation lasts until the function's deadline + grace, whatever the request's timeoutMs", async () => {
+    const uid = user();
+    const requestId = `short-${randomUUID()}`;
+    await executePrompt(dyingInstance(), { ...ask(requestId), timeoutMs: 1_000 }, { uid });
+    const reservation = ((await adminDb().doc(paths.limits(uid)).get()).data()!.reservations as Record<string, { expireAt: number }>)[`rq_${requestId}`]!;
+    const createdAt = (await record(uid, `rq_${requestId}`)).createdAt.toMillis() as number;
+    // The dying instance's function may run 5 s (settlement retries until then), the grace is 90 s.
+    expect(reservation.expireAt - createdAt).toBeGreaterThanOrEqual(5_000 + 90_000);
+  });
+
+  it("settle-unsettled counts a run whose record was reclaimed and run again since: the ledger ends with the true total, once", async () => {
+    const uid = user();
+    const requestId = `late-${randomUUID()}`;
+    const input = ask(requestId, `local-mini+deltas=10,interval=100,key=${requestId}`);
+    const dying = dyingInstance();
+    await executePrompt(dying, input, { uid });
+    const unsettled = dying.logger.entries.find((e) => e.message === "execution.unsettled")!;
+    const line = `${JSON.stringify({ message: "execution.unsettled", ...unsettled.fields })}\n`;
+    const firstCost = (unsettled.fields.record as { cost: { micros: number } }).cost.micros;
+    expect(firstCost).toBeGreaterThan(0);
+
+    // Its reservation expired (an hour later): a repeat reclaims the record and runs again.
+    const rerun = executePrompt(instance({ clock: later }), input, { uid });
+    await expect.poll(async () => (await record(uid, `rq_${requestId}`)).prior?.runs, { timeout: 10_000 }).toBe(1);
+    const quiet = () => {};
+    // While the rerun runs its record is left alone: pending, nothing counted.
+    expect(await settleUnsettled(line, quiet)).toEqual({ settled: 0, pending: 1 });
+    const result = await rerun;
+
+    expect(await settleUnsettled(line, quiet)).toEqual({ settled: 1, pending: 0 });
+    expect(await settleUnsettled(line, quiet)).toEqual({ settled: 1, pending: 0 }); // again: nothing more
+    const months = [...new Set([Date.now(), later.now()].map((t) => usagePeriods(t).month))];
+    const totals = { requests: 0, succeeded: 0, failed: 0, costMicros: 0 };
+    for (const month of months) {
+      const data = (await adminDb().doc(paths.usage(uid, month)).get()).data() ?? {};
+      for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += (data[k] as number | undefined) ?? 0;
+    }
+    expect(totals).toEqual({ requests: 2, succeeded: 2, failed: 0, costMicros: firstCost + result.cost.micros });
+    const final = await record(uid, `rq_${requestId}`);
+    expect(final).toMatchObject({ status: "succeeded", cost: { micros: result.cost.micros }, prior: { runs: 1, costMicros: firstCost, lastStatus: "succeeded" } });
+    // The ledger is the sum of the record's runs.
+    expect(final.cost.micros + final.prior.costMicros).toBe(totals.costMicros);
     expect(await reservations(uid)).toEqual([]);
   });
 });
