@@ -142,6 +142,33 @@ describe("settlement that outlives the reservation", () => {
     expect(reservation.expireAt - createdAt).toBeGreaterThanOrEqual(5_000 + 90_000);
   });
 
+  it("settle-unsettled over a closure of the same run: the record becomes the run's truth, without the closure's marks", async () => {
+    const uid = user();
+    const requestId = `closed-${randomUUID()}`;
+    const dying = dyingInstance();
+    await executePrompt(dying, ask(requestId), { uid });
+    const unsettled = dying.logger.entries.find((e) => e.message === "execution.unsettled")!;
+    await firestoreExecutionStore(firestore, { globalShards: 4 }).reclaimAbandoned(uid, later.now(), [`rq_${requestId}`]);
+    expect(await record(uid, `rq_${requestId}`)).toMatchObject({ status: "failed", abandoned: true });
+
+    expect(await settleUnsettled(`${JSON.stringify({ message: "execution.unsettled", ...unsettled.fields })}\n`, () => {})).toEqual({ settled: 1, pending: 0 });
+    const settled = await record(uid, `rq_${requestId}`);
+    const cost = (unsettled.fields.record as { cost: { micros: number } }).cost.micros;
+    expect(settled).toMatchObject({ status: "succeeded", cost: { micros: cost } });
+    expect(settled.abandoned).toBeUndefined();
+    expect(settled.error).toBeUndefined();
+    expect(settled.input).toEqual([{ role: "user", content: "hi" }]);
+    const months = [...new Set([Date.now(), later.now()].map((t) => usagePeriods(t).month))];
+    let requests = 0;
+    let micros = 0;
+    for (const month of months) {
+      const data = (await adminDb().doc(paths.usage(uid, month)).get()).data() ?? {};
+      requests += (data.requests as number | undefined) ?? 0;
+      micros += (data.costMicros as number | undefined) ?? 0;
+    }
+    expect({ requests, micros }).toEqual({ requests: 1, micros: cost });
+  });
+
   it("settle-unsettled counts a run whose record was reclaimed and run again since: the ledger ends with the true total, once", async () => {
     const uid = user();
     const requestId = `late-${randomUUID()}`;
