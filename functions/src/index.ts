@@ -74,7 +74,8 @@ export const api = onRequest(
     }),
     cancelExecution: loadOnFirstCall(async () => {
       const [{ cancelOverHttp }, { productionCancelDeps }] = await Promise.all([import("./adapters/openai-api.js"), pipelineDeps()]);
-      const options = { cancelDeps: productionCancelDeps, enforceAppCheck: appCheck, verifyBearer, verifyAppCheck };
+      // Replay protection as for every /v1 route: a token sent with it is spent (docs/operations.md).
+      const options = { cancelDeps: productionCancelDeps, enforceAppCheck: appCheck, consumeAppCheck: () => appCheckReplayProtection.value(), verifyBearer, verifyAppCheck };
       return (req: Parameters<typeof cancelOverHttp>[0], res: Parameters<typeof cancelOverHttp>[1], id: string) => cancelOverHttp(req, res, id, options);
     }),
   }),

@@ -171,7 +171,7 @@ export async function cancelOverHttp(
   req: Request,
   res: Response,
   executionId: string,
-  options: Pick<OpenAIApiOptions, "verifyBearer" | "verifyAppCheck" | "enforceAppCheck"> & { cancelDeps: () => CancelDeps },
+  options: Pick<OpenAIApiOptions, "verifyBearer" | "verifyAppCheck" | "enforceAppCheck" | "consumeAppCheck"> & { cancelDeps: () => CancelDeps },
 ): Promise<void> {
   try {
     const uid = await authenticate(req, options);

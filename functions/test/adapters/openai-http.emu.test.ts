@@ -215,6 +215,29 @@ describe("App Check (deployed handler)", () => {
   });
 });
 
+describe("App Check replay protection (deployed handler)", () => {
+  it("with APP_CHECK_REPLAY_PROTECTION, a token sent to /v1/executions/{id}/cancel is verified and spent too, as on every /v1 route", async () => {
+    process.env.APP_CHECK_REPLAY_PROTECTION = "true";
+    try {
+      // Not enforced, but sent: it must be a valid, unused token (the Admin SDK refuses this one).
+      const cancel = await fetch(`${host.url}/api/v1/executions/someid/cancel`, { method: "POST", headers: { authorization: `Bearer ${token}`, "x-firebase-appcheck": "forged" } });
+      expect(cancel.status).toBe(403);
+      expect(await cancel.json()).toMatchObject({ error: { type: "permission_denied" } });
+      const chat = await fetch(`${host.url}/api/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "x-firebase-appcheck": "forged" },
+        body: JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "hi" }] }),
+      });
+      expect(chat.status).toBe(403);
+      // Without a token (not enforced) both proceed: the cancel finds no such execution.
+      const without = await fetch(`${host.url}/api/v1/executions/someid/cancel`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+      expect(without.status).toBe(404);
+    } finally {
+      delete process.env.APP_CHECK_REPLAY_PROTECTION;
+    }
+  });
+});
+
 describe("client disconnect (deployed handler)", () => {
   it("aborts the upstream request and records cancelled with the partial output", async () => {
     const key = `abort-${randomUUID().slice(0, 8)}`;
