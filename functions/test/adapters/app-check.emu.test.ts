@@ -66,6 +66,8 @@ beforeAll(async () => {
     // The suite's Auth and Firestore emulators reach the workers through the environment.
     env: { ...inherited, NODE_ENV: "production", FIREBASE_CLI_DISABLE_UPDATE_CHECK: "true", TMPDIR: tempDir },
     stdio: ["ignore", "pipe", "pipe"],
+    // Its own process group: stopping it stops its workers and discovery process too.
+    detached: true,
   });
   let output = "";
   emulator.stdout!.on("data", (b: Buffer) => (output += b.toString()));
@@ -79,13 +81,22 @@ beforeAll(async () => {
   }
 }, 120_000);
 
+/** Signals the emulator's whole process group (firebase-tools, its function workers, the discovery process). */
+function signalGroup(signal: NodeJS.Signals): void {
+  try {
+    if (emulator?.pid) process.kill(-emulator.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
 afterAll(async () => {
   if (emulator && emulator.exitCode === null) {
     const exited = new Promise((resolve) => emulator!.once("exit", resolve));
-    emulator.kill("SIGINT");
+    signalGroup("SIGINT");
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
-    if (emulator.exitCode === null) emulator.kill("SIGKILL");
   }
+  signalGroup("SIGKILL"); // whatever of the group is left
   rmSync(configFile, { force: true });
   rmSync(configDir, { recursive: true, force: true });
   rmSync(tempDir, { recursive: true, force: true });
