@@ -6,18 +6,23 @@ import { getApps, initializeApp as initializeAdmin } from "firebase-admin/app";
 import { getFirestore } from "firebase-admin/firestore";
 import { initializeApp } from "firebase/app";
 import { connectAuthEmulator, getAuth, signInAnonymously } from "firebase/auth";
-import { connectFunctionsEmulator, getFunctions, httpsCallable } from "firebase/functions";
+import { connectFunctionsEmulator, getFunctions, httpsCallable, httpsCallableFromURL } from "firebase/functions";
+import { startFrameworkHost } from "./functions-host.js";
 
 /**
  * Measures, rather than assumes, whether a client that goes away is seen by the backend:
  * for each way a client can leave, does the execution's record end `cancelled` (the
- * platform reported the disconnect) or `succeeded` (it ran to the end)? Run it inside the
- * stack: `npm run emulators:exec -- "tsx scripts/measure-disconnect.ts"`. docs/api.md
- * ("Cancelling") reports its output.
+ * platform reported the disconnect) or `succeeded` (it ran to the end)? Twice: through the
+ * Functions emulator, and with the deployed handlers inside @google-cloud/functions-framework
+ * (what Cloud Functions 2nd gen runs on Cloud Run; scripts/functions-host.ts). Run it inside
+ * the stack: `npm run measure-disconnect`. docs/api.md ("Cancelling") reports its output.
  */
 const env = process.env;
 const project = env.GCLOUD_PROJECT!;
 const base = env.FUNCTIONS_BASE_URL!;
+// The hosted handlers take the first Admin SDK app there is and configure its Firestore: they go first.
+const host = await startFrameworkHost();
+await fetch(`${host.url}/api/health`);
 const admin = getApps()[0] ?? initializeAdmin({ projectId: project });
 const db = getFirestore(admin);
 
@@ -50,45 +55,63 @@ async function latestExecutionId(): Promise<string | undefined> {
   return snapshot.docs[0]?.id;
 }
 
-const results: Record<string, string> = {};
-
-{
-  const controller = new AbortController();
-  const { stream, data } = await httpsCallable(functions, "executePrompt").stream({ model: model(), messages }, { signal: controller.signal });
-  data.catch(() => undefined);
-  let executionId: string | undefined;
-  setTimeout(() => controller.abort(), 1_000);
-  try {
-    for await (const chunk of stream as AsyncIterable<{ type: string; executionId?: string }>) if (chunk.type === "start") executionId = chunk.executionId;
-  } catch {
-    // aborted
-  }
-  results["firebase SDK .stream({ signal }) aborted"] = await finalStatus(executionId);
-}
-{
-  const openai = new OpenAI({ baseURL: `${base}/api/v1`, apiKey: token, maxRetries: 0 });
-  const controller = new AbortController();
-  const { data: stream, response } = await openai.chat.completions.create({ model: model(), messages, stream: true }, { signal: controller.signal }).withResponse();
-  setTimeout(() => controller.abort(), 1_000);
-  try {
-    for await (const _chunk of stream) void _chunk;
-  } catch {
-    // aborted
-  }
-  results["openai SDK stream, AbortController"] = await finalStatus(response.headers.get("x-execution-id") ?? undefined);
-}
-{
-  const openai = new OpenAI({ baseURL: `${base}/api/v1`, apiKey: token, maxRetries: 0 });
-  const controller = new AbortController();
-  setTimeout(() => controller.abort(), 1_000);
-  await openai.chat.completions.create({ model: model(), messages }, { signal: controller.signal }).catch(() => undefined);
-  results["openai SDK, not streamed, AbortController"] = await finalStatus(await latestExecutionId());
-}
-{
-  const body = JSON.stringify({ data: { model: model(), messages } });
-  await promisify(execFile)("curl", ["-sN", "--max-time", "1", "-H", `authorization: Bearer ${token}`, "-H", "content-type: application/json", "-H", "accept: text/event-stream", "-d", body, `${base}/executePrompt`]).catch(() => undefined);
-  results["curl --max-time 1, callable stream"] = await finalStatus(await latestExecutionId());
+/** Where the four kinds of client call: the Functions emulator, or the handlers inside the real functions framework. */
+interface Target {
+  executePrompt: ReturnType<typeof httpsCallable>;
+  callableUrl: string;
+  apiBase: string;
 }
 
-for (const [how, status] of Object.entries(results)) console.log(`${how.padEnd(45)} → record ${status}`);
+async function measure(target: Target): Promise<Record<string, string>> {
+  const results: Record<string, string> = {};
+  {
+    const controller = new AbortController();
+    const { stream, data } = await target.executePrompt.stream({ model: model(), messages }, { signal: controller.signal });
+    data.catch(() => undefined);
+    let executionId: string | undefined;
+    setTimeout(() => controller.abort(), 1_000);
+    try {
+      for await (const chunk of stream as AsyncIterable<{ type: string; executionId?: string }>) if (chunk.type === "start") executionId = chunk.executionId;
+    } catch {
+      // aborted
+    }
+    results["firebase SDK .stream({ signal }) aborted"] = await finalStatus(executionId);
+  }
+  {
+    const openai = new OpenAI({ baseURL: target.apiBase, apiKey: token, maxRetries: 0 });
+    const controller = new AbortController();
+    const { data: stream, response } = await openai.chat.completions.create({ model: model(), messages, stream: true }, { signal: controller.signal }).withResponse();
+    setTimeout(() => controller.abort(), 1_000);
+    try {
+      for await (const _chunk of stream) void _chunk;
+    } catch {
+      // aborted
+    }
+    results["openai SDK stream, AbortController"] = await finalStatus(response.headers.get("x-execution-id") ?? undefined);
+  }
+  {
+    const openai = new OpenAI({ baseURL: target.apiBase, apiKey: token, maxRetries: 0 });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 1_000);
+    await openai.chat.completions.create({ model: model(), messages }, { signal: controller.signal }).catch(() => undefined);
+    results["openai SDK, not streamed, AbortController"] = await finalStatus(await latestExecutionId());
+  }
+  {
+    const body = JSON.stringify({ data: { model: model(), messages } });
+    await promisify(execFile)("curl", ["-sN", "--max-time", "1", "-H", `authorization: Bearer ${token}`, "-H", "content-type: application/json", "-H", "accept: text/event-stream", "-d", body, target.callableUrl]).catch(() => undefined);
+    results["curl --max-time 1, callable stream"] = await finalStatus(await latestExecutionId());
+  }
+  return results;
+}
+
+const emulator = await measure({ executePrompt: httpsCallable(functions, "executePrompt"), callableUrl: `${base}/executePrompt`, apiBase: `${base}/api/v1` });
+const framework = await measure({
+  executePrompt: httpsCallableFromURL(functions, `${host.url}/executePrompt`),
+  callableUrl: `${host.url}/executePrompt`,
+  apiBase: `${host.url}/api/v1`,
+});
+await host.close();
+
+console.log(`${"how the client leaves".padEnd(45)}   ${"Functions emulator".padEnd(20)} functions framework (@google-cloud/functions-framework)`);
+for (const how of Object.keys(emulator)) console.log(`${how.padEnd(45)} → ${emulator[how]!.padEnd(20)} ${framework[how]}`);
 process.exit(0);

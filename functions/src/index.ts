@@ -74,7 +74,8 @@ export const api = onRequest(
     }),
     cancelExecution: loadOnFirstCall(async () => {
       const [{ cancelOverHttp }, { productionCancelDeps }] = await Promise.all([import("./adapters/openai-api.js"), pipelineDeps()]);
-      const options = { cancelDeps: productionCancelDeps, enforceAppCheck: appCheck, verifyBearer, verifyAppCheck };
+      // Replay protection as for every /v1 route: a token sent with it is spent (docs/operations.md).
+      const options = { cancelDeps: productionCancelDeps, enforceAppCheck: appCheck, consumeAppCheck: () => appCheckReplayProtection.value(), verifyBearer, verifyAppCheck };
       return (req: Parameters<typeof cancelOverHttp>[0], res: Parameters<typeof cancelOverHttp>[1], id: string) => cancelOverHttp(req, res, id, options);
     }),
   }),
@@ -186,7 +187,8 @@ export const sweepAbandoned = onSchedule({ schedule: "every 10 minutes", ...book
   ]);
   await sweepAbandonedExecutions(firestore, productionStore(), {
     now: Date.now(),
-    olderThanMs: maxRequestTimeoutMs.value() + reservationGraceMs.value(),
+    // A reservation lasts the function's whole timeout plus the grace (core/pipeline/admit.ts).
+    olderThanMs: Math.max(maxRequestTimeoutMs.value(), PROVIDER_FUNCTION_TIMEOUT_SECONDS * 1_000) + reservationGraceMs.value(),
     logger: cloudLogger,
   });
 });

@@ -7,7 +7,7 @@ import type { Logger } from "../core/ports.js";
 import { paths } from "./executions-repo.js";
 import { requireCaller } from "./execute-prompt-callable.js";
 import { toHttpsError } from "./https-error.js";
-import { abortLocal, INSTANCE_ID } from "./in-flight.js";
+import { abortLocal, deliverCancel, INSTANCE_ID } from "./in-flight.js";
 
 /**
  * Cancelling an execution from any device or instance (API.md, "Cancelling"). Every
@@ -18,23 +18,24 @@ import { abortLocal, INSTANCE_ID } from "./in-flight.js";
  * `cancelled` with what was produced, its usage and cost.
  */
 export interface CancelChannel {
-  /** Asks `instance` to stop the execution. */
-  request(instance: string, uid: string, executionId: string): Promise<void>;
+  /** Asks `instance` to stop one run of the execution (`run`: its record's `createdAt`, ms). */
+  request(instance: string, uid: string, executionId: string, run?: number): Promise<void>;
   /** Starts delivering this instance's requests to in-flight.ts (once; cheap to call again). */
   listen(): void;
 }
 
 const CANCEL_TTL_MS = 3_600_000;
-const cancelKey = (uid: string, executionId: string) => `${uid}:${executionId}`;
+const cancelKey = (uid: string, executionId: string, run?: number) => `${uid}:${executionId}${run === undefined ? "" : `:${run}`}`;
 
 export function firestoreCancelChannel(db: () => Promise<Firestore>, logger: Logger): CancelChannel {
   let listening = false;
   return {
-    async request(instance, uid, executionId) {
+    async request(instance, uid, executionId, run) {
       const firestore = await db();
-      await firestore.doc(`instances/${instance}/cancels/${cancelKey(uid, executionId)}`).set({
+      await firestore.doc(`instances/${instance}/cancels/${cancelKey(uid, executionId, run)}`).set({
         uid,
         executionId,
+        ...(run !== undefined ? { run } : {}),
         requestedAt: new Date(),
         expireAt: new Date(Date.now() + CANCEL_TTL_MS),
       });
@@ -47,8 +48,8 @@ export function firestoreCancelChannel(db: () => Promise<Firestore>, logger: Log
           (snapshot) => {
             for (const change of snapshot.docChanges()) {
               if (change.type !== "added") continue;
-              const { uid, executionId } = change.doc.data() as { uid?: unknown; executionId?: unknown };
-              if (typeof uid === "string" && typeof executionId === "string") abortLocal(uid, executionId);
+              const { uid, executionId, run } = change.doc.data() as { uid?: unknown; executionId?: unknown; run?: unknown };
+              if (typeof uid === "string" && typeof executionId === "string") deliverCancel(uid, executionId, typeof run === "number" ? run : undefined);
               void change.doc.ref.delete().catch(() => {});
             }
           },
@@ -106,7 +107,10 @@ export async function cancelExecution(deps: CancelDeps, uid: string, executionId
   const status = snapshot.get("status") as ExecutionStatus;
   if (status !== "running") return { executionId, status };
   const instance = snapshot.get("instance") as unknown;
-  if (!abortLocal(uid, executionId) && typeof instance === "string") await deps.channel.request(instance, uid, executionId);
+  // This run (a rerun of the same requestId is another): what the cancel may stop, and nothing later.
+  const createdAt = snapshot.get("createdAt") as { toMillis?: () => number } | undefined;
+  const run = typeof createdAt?.toMillis === "function" ? createdAt.toMillis() : undefined;
+  if (!abortLocal(uid, executionId, run) && typeof instance === "string") await deps.channel.request(instance, uid, executionId, run);
   let ended = await settledStatus(ref, deps.waitMs ?? 5_000);
   if (ended === "running" && (await deps.reclaimAbandoned(uid, Date.now(), [executionId])).length > 0) ended = "failed";
   return { executionId, status: ended ?? "running" };

@@ -45,8 +45,8 @@ export function createExecutePromptHandler(options: CallableOptions) {
           uid,
           signal,
           instance: INSTANCE_ID,
-          onAdmitted: (executionId) => {
-            admitted(executionId);
+          onAdmitted: (executionId, run) => {
+            admitted(executionId, run);
             options.cancels?.().listen();
           },
           ...(stream

@@ -1,6 +1,6 @@
 import type { DocumentData, DocumentReference, DocumentSnapshot, FieldValue, Firestore, Timestamp, WriteBatch } from "firebase-admin/firestore";
 import { checkTurnFree, historyAgrees, type StoredMessage } from "../core/conversation.js";
-import type { Execution, RecordedMessage } from "../core/execution.js";
+import type { Execution, PriorRuns, RecordedMessage } from "../core/execution.js";
 import { GlobalBudgetGate, type GlobalAdmission } from "../core/global-budget.js";
 import { idempotencyDecision, priorRunsOf } from "../core/idempotency.js";
 import { abandoned, ABANDONED_DELTA, usageDelta, type UsageTotals } from "../core/ledger.js";
@@ -158,6 +158,38 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
       shard: shard ?? nextShard(),
       ...(shard !== undefined && reservation ? { releasedMicros: reservation.micros } : {}),
     });
+  }
+
+  /**
+   * A run settled after its record was reclaimed and run again: the record now belongs to a later
+   * run, so only its `prior` takes this run's cost (what reclaiming counted as nothing), with the
+   * ledger, in one commit over the record's version, once (`prior.settledLate`). While the later
+   * run is still running its record is left alone (its own settlement commits over its version):
+   * this throws, and settling again once it has finished does it.
+   */
+  async function settleRerunLate(firestore: Firestore, FV: FieldValues, uid: string, execution: Execution, ticket: AdmissionTicket, version: Timestamp, prior: PriorRuns): Promise<void> {
+    const late = String(execution.createdAt.getTime());
+    if (prior.settledLate?.includes(late)) return;
+    const recordRef = firestore.doc(paths.execution(uid, execution.id));
+    const current = await recordRef.get();
+    if (current.get("status") === "running") throw Object.assign(new Error(`${execution.id} was run again and that run is still running: settle it again once it has finished`), { code: 10 });
+    const delta = subtractTotals(usageDelta(execution), ABANDONED_DELTA);
+    const latest = prior.runs === (execution.prior?.runs ?? 0) + 1;
+    const { lastError: _lastError, ...rest } = prior;
+    const settled: PriorRuns = {
+      ...(latest ? rest : prior),
+      costMicros: prior.costMicros + delta.costMicros,
+      inputTokens: prior.inputTokens + delta.inputTokens,
+      outputTokens: prior.outputTokens + delta.outputTokens,
+      // The most recent earlier run is this one: its true outcome replaces "abandoned".
+      ...(latest ? { lastStatus: execution.status, ...(execution.error ? { lastError: execution.error } : {}) } : {}),
+      settledLate: [...(prior.settledLate ?? []), late],
+    };
+    const batch = firestore.batch();
+    batch.update(recordRef, { prior: settled }, { lastUpdateTime: current.updateTime ?? version });
+    const at = execution.completedAt?.getTime() ?? Date.now();
+    addToLedger(batch, firestore, FV, { uid, lane: ticket.lane ?? 0, delta, time: at, shard: ticket.globalShard ?? randomIndex(options.globalShards) });
+    await batch.commit();
   }
 
   return {
@@ -374,7 +406,8 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
      * record's version: if a try whose outcome we never learned went through, the repeat is
      * refused by the precondition and we find our own settlement in place. If the record was
      * meanwhile closed as abandoned (settlement outlived the reservation), the settlement
-     * replaces that closure, counting only the difference in the ledger.
+     * replaces that closure, counting only the difference in the ledger; if it was also run
+     * again since, the run's cost goes into the record's `prior` and the ledger instead.
      */
     async finish(uid: string, execution: Execution, ticket: AdmissionTicket, turn?: RecordedMessage[]): Promise<FinishResult> {
       const firestore = await db();
@@ -431,11 +464,21 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         const data = current.data();
         if (!data) throw error;
         if (data.status === execution.status && toDate(data.completedAt)?.getTime() === execution.completedAt?.getTime()) return {}; // ours, already in
+        const prior = data.prior as PriorRuns | undefined;
+        if ((prior?.runs ?? 0) > (execution.prior?.runs ?? 0)) {
+          // Reclaimed as abandoned and run again under the same requestId since (settle-unsettled,
+          // long after): this run was counted as an abandoned one, costing nothing; count what it cost.
+          await settleRerunLate(firestore, FV, uid, execution, ticket, current.updateTime!, prior!);
+          return held ? { conversation: "skipped" } : {};
+        }
         if (data.abandoned === true && data.status === "failed") {
           // Settled after its hold expired and was reclaimed: the execution's truth replaces the
           // closure; the conversation went on without this turn (reported: "skipped").
           const delta = subtractTotals(usageDelta(execution), ABANDONED_DELTA);
-          return await commit(current.updateTime, delta, false, false);
+          const result = await commit(current.updateTime, delta, false, false);
+          if (!execution.error) await recordRef.update({ abandoned: FV.delete(), error: FV.delete() });
+          else await recordRef.update({ abandoned: FV.delete() });
+          return result;
         }
         if (held && version && current.updateTime?.isEqual(version)) {
           // The record is as admission left it, so the conversation moved on (another turn took it

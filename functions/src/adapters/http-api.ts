@@ -89,6 +89,15 @@ export interface ApiOptions {
   readinessPublic: () => boolean;
 }
 
+/** A path segment percent-decoded, or undefined when it is not valid percent-encoding (decodeURIComponent throws). */
+function decodedSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The `api` HTTPS function: a small router over the paths of API.md. */
 export function createApiHandler(options: ApiOptions) {
   return async (req: Request, res: Response): Promise<void> => {
@@ -98,7 +107,11 @@ export function createApiHandler(options: ApiOptions) {
       if (applyCors(req, res, options.corsOrigins())) return;
       if (req.path === "/v1/chat/completions" && req.method === "POST") return options.chatCompletions(req, res);
       const cancel = /^\/v1\/executions\/([^/]+)\/cancel$/.exec(req.path);
-      if (cancel && req.method === "POST") return options.cancelExecution(req, res, decodeURIComponent(cancel[1]!));
+      if (cancel && req.method === "POST") {
+        const executionId = decodedSegment(cancel[1]!);
+        if (executionId === undefined) return sendError(res, new ExecutionError("validation", "executionId: the path is not valid percent-encoding."));
+        return options.cancelExecution(req, res, executionId);
+      }
       if (req.path === "/v1/models" && req.method === "GET") {
         return listModels(res, catalog, (id) => providerConnection(catalog.provider(id)!) !== undefined);
       }

@@ -93,8 +93,8 @@ export async function chatCompletions(req: Request, res: Response, options: Open
     streaming = request.stream === true;
     const created = Math.floor(Date.now() / 1000);
     const signal = clientGone(res);
-    const cancellable = (admitted: (executionId: string) => void) => (executionId: string) => {
-      admitted(executionId);
+    const cancellable = (admitted: (executionId: string, run?: number) => void) => (executionId: string, run?: number) => {
+      admitted(executionId, run);
       options.cancels?.().listen();
     };
 
@@ -112,8 +112,8 @@ export async function chatCompletions(req: Request, res: Response, options: Open
         uid,
         signal: s,
         instance: INSTANCE_ID,
-        onAdmitted: (executionId) => {
-          cancellable(admitted)(executionId);
+        onAdmitted: (executionId, run) => {
+          cancellable(admitted)(executionId, run);
           res.writeHead(200, {
             "content-type": "text/event-stream; charset=utf-8",
             "cache-control": "no-cache, no-transform",
@@ -182,7 +182,7 @@ export async function cancelOverHttp(
   req: Request,
   res: Response,
   executionId: string,
-  options: Pick<OpenAIApiOptions, "verifyBearer" | "verifyAppCheck" | "enforceAppCheck"> & { cancelDeps: () => CancelDeps },
+  options: Pick<OpenAIApiOptions, "verifyBearer" | "verifyAppCheck" | "enforceAppCheck" | "consumeAppCheck"> & { cancelDeps: () => CancelDeps },
 ): Promise<void> {
   try {
     const uid = await authenticate(req, options);

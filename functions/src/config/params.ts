@@ -76,7 +76,7 @@ export const retryMaxDelayMs = int("RETRY_MAX_DELAY_MS", 8_000, "Cap of one back
 export const enforceAppCheck = boolean("ENFORCE_APP_CHECK", false, "Reject calls without a valid App Check token.");
 /**
  * Replay protection: App Check tokens are consumed (limited-use tokens, one call each) on
- * executePrompt and /v1.
+ * executePrompt and every /v1 route (chat and cancel).
  */
 const appCheckReplayProtectionParam = defineBoolean("APP_CHECK_REPLAY_PROTECTION", {
   default: false,

@@ -6,6 +6,7 @@ import { inputTokensBound } from "./limits.js";
 import type { MediaReference } from "./media.js";
 import { textOf, type Message, type Part, type ToolCall } from "./messages.js";
 import type { ConversationTurn } from "./ports.js";
+import { truncate } from "./truncate.js";
 
 /**
  * Conversations kept on the server (API.md, "Conversations"): what a stored turn looks like,
@@ -60,7 +61,7 @@ export function conversationTitle(messages: readonly Message[]): string {
   const first = messages.find((m) => m.role === "user");
   const text = (first ? textOf(first) : "").replace(/\s+/g, " ").trim();
   if (text === "") return "New conversation";
-  return text.length <= CONVERSATION_LIMITS.titleChars ? text : `${text.slice(0, CONVERSATION_LIMITS.titleChars - 1).trimEnd()}…`;
+  return text.length <= CONVERSATION_LIMITS.titleChars ? text : `${truncate(text, CONVERSATION_LIMITS.titleChars - 1).trimEnd()}…`;
 }
 
 /** Throws `in_progress` when another turn holds the conversation; an expired hold (its instance died) does not count. */
@@ -83,7 +84,7 @@ export function storedTurn(turn: readonly Message[], answer: { text: string; too
 function capStored(message: RecordedMessage): RecordedMessage {
   if (message.role === "tool" || typeof message.content !== "string") return message;
   const max = CONVERSATION_LIMITS.messageChars;
-  return message.content.length <= max ? message : { ...message, content: message.content.slice(0, max) };
+  return message.content.length <= max ? message : { ...message, content: truncate(message.content, max) };
 }
 
 /**

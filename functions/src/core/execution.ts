@@ -2,6 +2,7 @@ import type { Cost } from "./cost.js";
 import type { ErrorCategory } from "./errors.js";
 import { mediaReference, type MediaReference } from "./media.js";
 import type { Message, TextPart, ToolCall } from "./messages.js";
+import { truncate } from "./truncate.js";
 import type { Usage } from "./usage.js";
 
 export type ExecutionStatus = "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
@@ -37,6 +38,11 @@ export interface PriorRuns {
   outputTokens: number;
   lastStatus: ExecutionStatus;
   lastError?: { category: ErrorCategory; message: string };
+  /**
+   * Earlier runs settled late (`npm run settle-unsettled`) after the record had been reclaimed
+   * and run again: their `createdAt` (ms), so that settling one again counts nothing twice.
+   */
+  settledLate?: string[];
 }
 
 /** `users/{uid}/executions/{executionId}` (API.md, "Firestore data model"). */
@@ -111,12 +117,14 @@ export const RECORD_LIMITS = { inputChars: 50_000, outputChars: 100_000 } as con
 
 /** What a record keeps of the input: media by reference, text within RECORD_LIMITS.inputChars in all. */
 export function capInput(messages: readonly Message[]): { input: RecordedMessage[]; inputTruncated: boolean } {
-  let budget = RECORD_LIMITS.inputChars;
+  let budget: number = RECORD_LIMITS.inputChars;
   let truncated = false;
   const take = (text: string): string => {
-    const kept = text.length > budget ? text.slice(0, Math.max(0, budget)) : text;
-    if (kept.length < text.length) truncated = true;
-    budget -= kept.length;
+    const kept = truncate(text, budget);
+    if (kept.length < text.length) {
+      truncated = true;
+      budget = 0;
+    } else budget -= kept.length;
     return kept;
   };
   const input: RecordedMessage[] = [];
@@ -147,7 +155,7 @@ export function capInput(messages: readonly Message[]): { input: RecordedMessage
 
 export function capOutput(output: string): { output: string; outputTruncated: boolean } {
   return output.length > RECORD_LIMITS.outputChars
-    ? { output: output.slice(0, RECORD_LIMITS.outputChars), outputTruncated: true }
+    ? { output: truncate(output, RECORD_LIMITS.outputChars), outputTruncated: true }
     : { output, outputTruncated: false };
 }
 

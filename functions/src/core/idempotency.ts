@@ -62,6 +62,7 @@ export function priorRunsOf(finished: Execution): PriorRuns {
     outputTokens: (before?.outputTokens ?? 0) + (finished.usage?.outputTokens ?? 0),
     lastStatus: finished.status,
     ...(finished.error ? { lastError: finished.error } : {}),
+    ...(before?.settledLate ? { settledLate: before.settledLate } : {}),
   };
 }
 

@@ -3,6 +3,7 @@ import { Worker } from "node:worker_threads";
 import type { Ajv2020, ValidateFunction } from "ajv/dist/2020.js";
 import { ExecutionError } from "./errors.js";
 import type { ResponseFormat } from "./messages.js";
+import { truncate } from "./truncate.js";
 
 /**
  * JSON Schema work, with ajv (draft 2020-12, which also reads draft-07 schemas as clients
@@ -50,7 +51,7 @@ export async function schemaProblem(schema: Record<string, unknown>): Promise<st
     await validatorFor(schema);
     return undefined;
   } catch (error) {
-    return (error instanceof Error ? error.message : String(error)).slice(0, 200);
+    return truncate(error instanceof Error ? error.message : String(error), 200);
   }
 }
 

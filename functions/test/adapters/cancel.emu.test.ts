@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import OpenAI from "openai";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFunctionsHost, type FunctionsHost } from "../../../scripts/functions-host.js";
 import type { ExecuteChunk } from "../../src/adapters/execute-prompt-callable.js";
 import type { ExecutionResult } from "../../src/core/execution.js";
-import { callable, executionRecord, providerAborts, rejection, signedInClient } from "../support/firebase.js";
+import { callable, executionRecord, providerAborts, providerCount, rejection, signedInClient } from "../support/firebase.js";
 import { functionUrl } from "../support/stack.js";
 
 /**
@@ -14,12 +15,43 @@ import { functionUrl } from "../support/stack.js";
 
 type Client = Awaited<ReturnType<typeof signedInClient>>;
 let client: Client;
+/** Another instance: the deployed handlers in this process. */
+let host: FunctionsHost;
 beforeAll(async () => {
-  client = await signedInClient();
+  [client, host] = await Promise.all([signedInClient(), startFunctionsHost()]);
+  // Its Admin SDK app first (it takes the first app there is), before the tests' own admin app exists.
+  await fetch(`${host.url}/api/health`);
+  // Warm workers: a cold start of the function that cancels is not what the tests below measure.
+  await Promise.all([
+    rejection(cancel()({ executionId: "warm-up-none" })),
+    fetch(functionUrl("api", "/v1/executions/warm-up-none/cancel"), { method: "POST", headers: { authorization: `Bearer ${client.idToken}` } }),
+  ]);
 });
+afterAll(() => host?.close());
 
 const key = (name: string) => `${name}-${randomUUID().slice(0, 8)}`;
-const slow = (k: string) => ({ model: `local-pro+deltas=200,interval=50,key=${k}`, messages: [{ role: "user" as const, content: "hi" }] });
+/** 200 words 25 ms apart: 5 s when nobody stops it. */
+const DELTAS = 200;
+const slow = (k: string) => ({ model: `local-pro+deltas=${DELTAS},interval=25,key=${k}`, messages: [{ role: "user" as const, content: "hi" }] });
+/** The local provider's words, in order (scripts/local-provider/reply.ts). */
+const WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"];
+
+/**
+ * "Within a second", without a clock: the provider saw its request aborted, and the record kept
+ * the stream's first words only (at least those the client had, far fewer than the 200 it would
+ * have sent), with their usage and cost.
+ */
+async function expectStoppedPartway(k: string, executionId: string, received: string): Promise<void> {
+  expect(await providerAborts(k)).toBe(1);
+  const record = await executionRecord(client.uid, executionId);
+  expect(record).toMatchObject({ status: "cancelled", error: { category: "cancelled" }, usage: { estimated: true } });
+  const words = (record!.output as string).split(" ").filter((w) => w !== "");
+  words.forEach((word, i) => expect(word).toBe(WORDS[i % WORDS.length]));
+  expect(record!.output.startsWith(received.trimEnd())).toBe(true);
+  expect(words.length).toBeLessThan(DELTAS / 2);
+  expect(record!.usage.outputTokens).toBeGreaterThan(0);
+  expect(record!.cost.micros).toBeGreaterThan(0);
+}
 const cancel = (c: Client = client) => callable<{ executionId: string }, { executionId: string; status: string }>(c.functions, "cancelExecution");
 
 describe("cancelExecution (callable)", () => {
@@ -43,13 +75,7 @@ describe("cancelExecution (callable)", () => {
     await reading;
     expect(error.code).toBe("functions/cancelled");
     expect(error.details).toMatchObject({ category: "cancelled", executionId });
-    expect(await providerAborts(k)).toBe(1);
-
-    const record = await executionRecord(client.uid, executionId);
-    expect(record).toMatchObject({ status: "cancelled", error: { category: "cancelled" }, usage: { estimated: true } });
-    expect(record!.output.startsWith("alpha bravo ")).toBe(true);
-    expect(record!.output.length).toBeLessThan("alpha ".length * 200);
-    expect(record!.cost.micros).toBeGreaterThan(0);
+    await expectStoppedPartway(k, executionId, texts.join(""));
   });
 
   it("answers the final status of an execution that already finished, and changes nothing", async () => {
@@ -94,8 +120,35 @@ describe("POST /v1/executions/{id}/cancel", () => {
     expect(answer.status).toBe(200);
     expect(await answer.json()).toEqual({ executionId, status: "cancelled" });
     expect(await reading).toMatchObject({ error: { type: "cancelled" } });
-    expect(await executionRecord(client.uid, executionId)).toMatchObject({ status: "cancelled" });
-    expect(await providerAborts(k)).toBe(1);
+    await expectStoppedPartway(k, executionId, texts.join(""));
+  });
+
+  it("leaves nothing behind on the cancelling instance: a repeat of the requestId that lands there runs", async () => {
+    // The execution runs on another instance (the deployed handlers in this process); the cancel
+    // goes to the emulator's api worker, where the repeat then lands too.
+    {
+      const k = key("cancel-rerun");
+      const requestId = `rerun-${randomUUID()}`;
+      const body = JSON.stringify({ model: `local-pro+deltas=80,interval=25,key=${k}`, stream: true, messages: [{ role: "user", content: "hi" }] });
+      const headers = { authorization: `Bearer ${client.idToken}`, "content-type": "application/json", "idempotency-key": requestId };
+      const first = await fetch(`${host.url}/api/v1/chat/completions`, { method: "POST", headers, body });
+      const executionId = first.headers.get("x-execution-id")!;
+      const reader = first.body!.getReader();
+      let seen = "";
+      while (!seen.includes("bravo")) seen += new TextDecoder().decode((await reader.read()).value);
+      const cancelled = await fetch(functionUrl("api", `/v1/executions/${executionId}/cancel`), { method: "POST", headers: { authorization: `Bearer ${client.idToken}` } });
+      expect(await cancelled.json()).toEqual({ executionId, status: "cancelled" });
+      await reader.cancel().catch(() => undefined);
+
+      const again = await fetch(functionUrl("api", "/v1/chat/completions"), { method: "POST", headers, body });
+      expect(again.headers.get("x-execution-id")).toBe(executionId);
+      const text = await again.text();
+      expect(text).not.toContain('"error"');
+      expect(text.endsWith("data: [DONE]\n\n")).toBe(true);
+      const record = await executionRecord(client.uid, executionId);
+      expect(record).toMatchObject({ status: "succeeded", prior: { runs: 1, lastStatus: "cancelled" } });
+      expect(await providerCount(k)).toBe(2);
+    }
   });
 
   it("needs the owner's ID token", async () => {

@@ -209,9 +209,11 @@ describe("a crash in the middle of a turn", () => {
     await exited;
     const error = await rejection(execute()(say(id, "too soon")));
     expect(error.details).toMatchObject({ category: "in_progress" });
-    // Past the hold (5 s time limit + 0.3 s grace from its admission).
-    const until = (await conversation(user.uid, id))!.activeUntil as number;
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, until - Date.now()) + 100));
+    // The hold lasts as long as the turn's reservation: the function's 300 s timeout + the grace. Past
+    // it (moved into the past here rather than waited for), the conversation takes turns again.
+    const hold = await conversation(user.uid, id);
+    expect(hold!.activeUntil).toBeGreaterThan(Date.now() + 290_000);
+    await adminDb().doc(conversationPaths.conversation(user.uid, id)).update({ activeUntil: Date.now() - 1 });
     const { data } = await execute()(say(id, "after the crash", "local-mini+report=messages"));
     expect(data.output).toBe("messages=1");
     expect((await stored(user.uid, id)).map((m) => m.content)).toEqual(["after the crash", "messages=1"]);

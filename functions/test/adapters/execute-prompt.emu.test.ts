@@ -227,8 +227,51 @@ describe("reliability round 2 through the emulator (callable)", () => {
   });
 
   it.each([
+    ['{"__proto__":null,"model":"local-mini","messages":[{"role":"user","content":"hi"}]}', '__proto__: a "__proto__" key is not allowed'],
+    ['{"__proto__":"x","model":"local-mini","messages":[{"role":"user","content":"hi"}]}', '__proto__: a "__proto__" key is not allowed'],
+    ['{"model":"local-mini","messages":[{"role":"user","content":"hi"}],"params":{"__proto__":null}}', 'params.__proto__: a "__proto__" key is not allowed'],
+    ['{"model":"local-mini","messages":[{"role":"user","content":"hi","__proto__":7}]}', 'messages[0].__proto__: a "__proto__" key is not allowed'],
+  ])("a __proto__ key with a null, primitive or nested value is refused before the framework decodes it: %s", async (data, message) => {
+    const answer = await rawCall(`{"data":${data}}`);
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toMatchObject({ status: "INVALID_ARGUMENT", message, details: { category: "validation", retryable: false } });
+  });
+
+  it("/v1 refuses a __proto__ key too (express.json keeps it as an ordinary key)", async () => {
+    for (const body of [
+      '{"__proto__":null,"model":"local-mini","messages":[{"role":"user","content":"hi"}]}',
+      '{"model":"local-mini","messages":[{"role":"user","content":"hi","__proto__":"x"}]}',
+    ]) {
+      const response = await fetch(functionUrl("api", "/v1/chat/completions"), {
+        method: "POST",
+        headers: { authorization: `Bearer ${client.idToken}`, "content-type": "application/json" },
+        body,
+      });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: { type: string; message: string } }).error).toMatchObject({ type: "validation", message: expect.stringContaining('"__proto__" key is not allowed') });
+    }
+  });
+
+  it('a tool schema with a property named "@type" (JSON-LD): refused on the callable with what to do; /v1 takes it', async () => {
+    const parameters = { type: "object", properties: { "@type": { type: "string" }, name: { type: "string" } }, required: ["name"] };
+    const refused = await rawCall(JSON.stringify({ data: { model: "local-mini", tools: [{ name: "person", parameters }], messages: [{ role: "user", content: "person?" }] } }));
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ status: "INVALID_ARGUMENT", details: { category: "validation" } });
+    expect(refused.body.error!.message).toContain('tools[0].parameters.properties: a key "@type" cannot be sent to a callable function');
+    expect(refused.body.error!.message).toContain("POST /v1/chat/completions");
+    const response = await fetch(functionUrl("api", "/v1/chat/completions"), {
+      method: "POST",
+      headers: { authorization: `Bearer ${client.idToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "local-mini", tools: [{ type: "function", function: { name: "person", parameters } }], messages: [{ role: "user", content: "call person" }] }),
+    });
+    expect(response.status).toBe(200);
+    const completion = (await response.json()) as { choices: { message: { tool_calls?: { function: { name: string } }[] } }[] };
+    expect(completion.choices[0]!.message.tool_calls?.[0]?.function.name).toBe("person");
+  });
+
+  it.each([
     ['{"@type":"type.googleapis.com/google.protobuf.Int64Value","value":"NaN"}', "timeoutMs: \"NaN\" is not a number"],
-    ['{"@type":"type.googleapis.com/google.protobuf.Struct","value":"1"}', "timeoutMs: unknown encoded type"],
+    ['{"@type":"type.googleapis.com/google.protobuf.Struct","value":"1"}', 'timeoutMs: a key "@type" cannot be sent to a callable function'],
   ])("malformed wire data %s → invalid-argument from us, not a 500 from the framework", async (timeoutMs, message) => {
     const answer = await rawCall(`{"data":{"model":"local-mini","messages":[{"role":"user","content":"hi"}],"timeoutMs":${timeoutMs}}}`);
     expect(answer.status).toBe(400);

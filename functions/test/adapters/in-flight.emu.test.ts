@@ -1,5 +1,9 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { createServer } from "node:http";
+import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFunctionsHost, type FunctionsHost } from "../../../scripts/functions-host.js";
@@ -20,11 +24,11 @@ beforeAll(async () => {
 });
 afterAll(() => host?.close());
 
-function callExecute(baseUrl: string, data: unknown, options: { stream?: boolean; signal?: AbortSignal } = {}) {
+function callExecute(baseUrl: string, data: unknown, options: { stream?: boolean; signal?: AbortSignal; token?: string } = {}) {
   return fetch(`${baseUrl}/executePrompt`, {
     method: "POST",
     headers: {
-      authorization: `Bearer ${client.idToken}`,
+      authorization: `Bearer ${options.token ?? client.idToken}`,
       "content-type": "application/json",
       ...(options.stream ? { accept: "text/event-stream" } : {}),
     },
@@ -57,23 +61,60 @@ describe("client disconnect (handler called directly)", () => {
   });
 });
 
-describe("SIGTERM with executions in flight", () => {
-  it("lets what finishes within the grace period finish, records the rest cancelled (retryable), none left running", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", "scripts/functions-host.ts"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
-    child.stderr.on("data", (b: Buffer) => (out += b.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-    await expect.poll(() => /listening on (\S+)/.exec(out)?.[1], { timeout: 30_000 }).toBeDefined();
-    const url = /listening on (\S+)/.exec(out)![1]!;
+/** A port nobody listens on now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
+/** The plain host in a child process; resolves with its URL once it listens. */
+async function plainHostChild(): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/functions-host.ts"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+  await expect.poll(() => /listening on (\S+)/.exec(out)?.[1], { timeout: 30_000 }).toBeDefined();
+  return { child, url: /listening on (\S+)/.exec(out)![1]! };
+}
+
+/**
+ * executePrompt as Cloud Run starts it: the functions framework's own `main` (its CLI), which
+ * installs SIGTERM and SIGINT handlers that end the process, in the functions directory.
+ */
+async function frameworkChild(): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const main = createRequire(import.meta.url).resolve("@google-cloud/functions-framework").replace(/index\.js$/, "main.js");
+  const child = spawn(process.execPath, [main, "--target=executePrompt", "--signature-type=http", `--port=${port}`], {
+    cwd: join(ROOT, "functions"),
+    env: { ...process.env, NODE_ENV: "production" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout!.resume();
+  child.stderr!.resume();
+  const url = `http://127.0.0.1:${port}`;
+  await expect.poll(() => fetch(url, { method: "GET" }).then(() => true, () => false), { timeout: 30_000 }).toBe(true);
+  return { child, url };
+}
+
+describe.each([
+  ["a plain Node host", plainHostChild],
+  ["the functions framework's main, as Cloud Run runs it", frameworkChild],
+])("SIGTERM with executions in flight (%s)", (_name, start) => {
+  it("lets what finishes within the grace period finish, records the rest cancelled (retryable), none left running", async () => {
+    const [{ child, url }, user] = await Promise.all([start(), signedInClient()]);
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+
+    const token = user.idToken;
     const calls = [
-      callExecute(url, { model: "local-mini+fail=hang", messages: [{ role: "user", content: "one" }] }),
-      callExecute(url, { model: "local-pro+deltas=500,interval=50", messages: [{ role: "user", content: "two" }] }, { stream: true }),
+      callExecute(url, { model: "local-mini+fail=hang", messages: [{ role: "user", content: "one" }] }, { token }),
+      callExecute(url, { model: "local-pro+deltas=500,interval=50", messages: [{ role: "user", content: "two" }] }, { stream: true, token }),
       // About 3 s: well within the grace period, so it finishes as if nothing happened.
-      callExecute(url, { model: "local-pro+deltas=30,interval=100", messages: [{ role: "user", content: "three" }] }, { stream: true }),
+      callExecute(url, { model: "local-pro+deltas=30,interval=100", messages: [{ role: "user", content: "three" }] }, { stream: true, token }),
     ];
-    const executions = adminDb().collection(`users/${client.uid}/executions`);
+    const executions = adminDb().collection(`users/${user.uid}/executions`);
     const running = () => executions.where("status", "==", "running").get();
     await expect.poll(async () => (await running()).size, { timeout: 20_000 }).toBe(3);
 

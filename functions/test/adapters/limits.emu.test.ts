@@ -413,11 +413,12 @@ describe("a crash between reservation and settlement", () => {
     await exited;
     expect((await records(uid)).find((r) => r.id === deadId)?.status).toBe("running");
 
-    await new Promise((resolve) => setTimeout(resolve, 1_500)); // past the reservation's expiry
-    await executePrompt(instance(), ask("local-mini"), { uid });
+    // Past the reservation's expiry (the function's 300 s timeout + the grace): the next admission, ten minutes on.
+    const later: Clock = { now: () => Date.now() + 600_000 };
+    await executePrompt(instance({}, later), ask("local-mini"), { uid });
     expect(Object.keys(await reservations(uid))).toEqual([]);
     expect((await records(uid)).find((r) => r.id === deadId)).toMatchObject({ status: "failed" });
-    expect(await ledger(uid, usagePeriods(Date.now()).month)).toMatchObject({ requests: 2, failed: 1, succeeded: 1 });
+    expect(await ledger(uid, usagePeriods(later.now()).month)).toMatchObject({ requests: 2, failed: 1, succeeded: 1 });
   });
 });
 

@@ -141,6 +141,15 @@ describe("bad requests", () => {
     expect(overloaded.headers.get("x-should-retry")).toBe("true");
   });
 
+  it("bad percent-encoding in the cancel path → 400 in the contract's error shape (deployed handler), not a plain-text 500", async () => {
+    const response = await fetch(`${host.url}/api/v1/executions/%E0%A4%A/cancel`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(400);
+    expect(response.headers.get("content-type")).toContain("application/json");
+    expect(await response.json()).toMatchObject({
+      error: { type: "validation", code: "invalid-argument", message: expect.stringContaining("executionId"), retryable: false },
+    });
+  });
+
   it("refuses a body over the size limit with 413 (deployed handler)", async () => {
     const huge = JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "x".repeat(11 * 1024 * 1024) }] });
     const response = await chat(`${host.url}/api`, huge);
@@ -215,6 +224,29 @@ describe("App Check (deployed handler)", () => {
       expect(await response.json()).toMatchObject({ error: { type: "permission_denied", code: "permission-denied" } });
     } finally {
       delete process.env.ENFORCE_APP_CHECK;
+    }
+  });
+});
+
+describe("App Check replay protection (deployed handler)", () => {
+  it("with APP_CHECK_REPLAY_PROTECTION, a token sent to /v1/executions/{id}/cancel is verified and spent too, as on every /v1 route", async () => {
+    process.env.APP_CHECK_REPLAY_PROTECTION = "true";
+    try {
+      // Not enforced, but sent: it must be a valid, unused token (the Admin SDK refuses this one).
+      const cancel = await fetch(`${host.url}/api/v1/executions/someid/cancel`, { method: "POST", headers: { authorization: `Bearer ${token}`, "x-firebase-appcheck": "forged" } });
+      expect(cancel.status).toBe(403);
+      expect(await cancel.json()).toMatchObject({ error: { type: "permission_denied" } });
+      const chat = await fetch(`${host.url}/api/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "x-firebase-appcheck": "forged" },
+        body: JSON.stringify({ model: "local-mini", messages: [{ role: "user", content: "hi" }] }),
+      });
+      expect(chat.status).toBe(403);
+      // Without a token (not enforced) both proceed: the cancel finds no such execution.
+      const without = await fetch(`${host.url}/api/v1/executions/someid/cancel`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+      expect(without.status).toBe(404);
+    } finally {
+      delete process.env.APP_CHECK_REPLAY_PROTECTION;
     }
   });
 });

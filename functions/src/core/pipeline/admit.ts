@@ -6,6 +6,7 @@ import { worstCaseMicros, type Headroom } from "../limits.js";
 import type { AdmissionTicket, ConversationTurn } from "../ports.js";
 import { turnWindow } from "./history.js";
 import { describeCause } from "./log.js";
+import { DEFAULT_FUNCTION_TIMEOUT_MS } from "./settle.js";
 import type { PipelineDeps, Plan } from "./types.js";
 
 export type Admitted =
@@ -66,7 +67,9 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
       execution: running,
       reserveMicros: reservationOf(plan),
       ...(conversation ? { conversation } : {}),
-      expireAt: startedAt + plan.timeLimitMs + settings.limits.reservationGraceMs,
+      // Settlement is retried until the function's own deadline (settle.ts), whatever the request's
+      // time limit: the reservation must outlive it, or a repeat could reclaim a run still settling.
+      expireAt: startedAt + Math.max(plan.timeLimitMs, settings.functionTimeoutMs ?? DEFAULT_FUNCTION_TIMEOUT_MS) + settings.limits.reservationGraceMs,
       limits: settings.limits,
       now: startedAt,
     });

@@ -32,7 +32,9 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
   if (deps.speculation?.begin(options.uid, plan, reservationOf(plan), startedAt)) return speculative(deps, plan, id, startedAt, clock, options);
 
   const admitted = await admit(deps, plan, id, startedAt, options);
-  options.onAdmitted?.(id);
+  // A run's admission time tells a cancel meant for it from one meant for an earlier run of the same id.
+  if (admitted.kind === "replay") options.onAdmitted?.(id);
+  else options.onAdmitted?.(id, startedAt);
   if (admitted.kind === "replay") return replay(admitted.execution, options);
 
   const { running } = admitted;
@@ -79,11 +81,12 @@ async function speculative(deps: PipelineDeps, plan: Plan, id: string, startedAt
     await abort(`Admission refused it (${refusal instanceof ExecutionError ? refusal.category : "internal"}).`);
     throw refusal;
   }
-  options.onAdmitted?.(id);
   if (admitted.kind === "replay") {
+    options.onAdmitted?.(id);
     await abort("A repeat of a finished request: answered from its record.");
     return replay(admitted.execution, options);
   }
+  options.onAdmitted?.(id, startedAt);
   release(true);
   const outcome = await attempts;
   dispose();

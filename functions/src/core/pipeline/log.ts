@@ -1,7 +1,9 @@
+import { truncate } from "../truncate.js";
+
 /** A cause for logs: class and message only, trimmed, with anything key-shaped masked. */
 export function describeCause(cause: unknown): string {
   const text = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
-  return redactSecrets(text).slice(0, 500);
+  return truncate(redactSecrets(text), 500);
 }
 
 export function redactSecrets(text: string): string {

@@ -13,7 +13,7 @@ import { describeCause } from "./log.js";
 import type { PipelineDeps, Plan } from "./types.js";
 
 /** Cloud Functions' timeoutSeconds for the provider-calling functions (index.ts), when settings do not say. */
-const DEFAULT_FUNCTION_TIMEOUT_MS = 300_000;
+export const DEFAULT_FUNCTION_TIMEOUT_MS = 300_000;
 /** Left for the response itself after the last settlement try. */
 const RESPONSE_MARGIN_MS = 5_000;
 /** One settlement commit that takes longer is tried again (settlement is idempotent). */

@@ -51,8 +51,12 @@ export interface ExecuteOptions {
   instance?: string;
   /** Aborts the execution; its reason (an ExecutionError: cancelled, shutdown) becomes the outcome. */
   signal?: AbortSignal;
-  /** Called once the request is admitted (or found to be a repeat), before the provider is called. */
-  onAdmitted?(executionId: string): void;
+  /**
+   * Called once the request is admitted (or found to be a repeat), before the provider is
+   * called. `run` is when this run was admitted (its record's `createdAt`, in ms): a rerun of
+   * the same requestId is another run of the same executionId. Absent for a replay.
+   */
+  onAdmitted?(executionId: string, run?: number): void;
   /**
    * Called once, right before the first output (text or a tool call) reaches a streaming
    * client. Nothing reaches the client before output exists, so that a failure before it
