@@ -263,9 +263,15 @@ function hasAudio(input: ModelInput): boolean {
 
 /** UTC periods of the usage ledger: `YYYY-MM-DD` and `YYYY-MM`. */
 export function usagePeriods(at: number): { day: string; month: string } {
+  // Periods change only on a whole second: the last one is kept (it is asked several times a request).
+  const second = Math.floor(at / 1_000);
+  if (second === lastPeriods.second) return lastPeriods.periods;
   const iso = new Date(at).toISOString();
-  return { day: iso.slice(0, 10), month: iso.slice(0, 7) };
+  lastPeriods = { second, periods: { day: iso.slice(0, 10), month: iso.slice(0, 7) } };
+  return lastPeriods.periods;
 }
+
+let lastPeriods: { second: number; periods: { day: string; month: string } } = { second: Number.NaN, periods: { day: "", month: "" } };
 
 /**
  * What was left for a user right after one of their admissions: this instance's basis for
