@@ -2,9 +2,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, it, type ExpectStatic } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { choosePorts, PORT_ENV, type PortName } from "../stack/ports.js";
-import { alive, descendants, ROOT } from "./support/launcher.js";
+import { alive, descendants, portOpen, ROOT } from "./support/launcher.js";
 
 /**
  * `npm start` as a user runs it: npm → sh → tsx → the launcher, here on free ports. What it
@@ -13,39 +13,36 @@ import { alive, descendants, ROOT } from "./support/launcher.js";
  * the signal (SIGTERM) or cannot (SIGKILL).
  */
 
-const started: ChildProcess[] = [];
-afterAll(() => {
-  for (const npm of started) if (npm.pid && alive(npm.pid)) npm.kill("SIGKILL");
+let npm: ChildProcess | undefined;
+afterEach(() => {
+  if (npm?.pid && alive(npm.pid)) npm.kill("SIGKILL");
 });
 
-async function startThroughNpm(expect: ExpectStatic) {
+async function startThroughNpm() {
   const ports = await choosePorts("free");
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of Object.keys(ports) as PortName[]) env[PORT_ENV[name]] = String(ports[name]);
   // `npm start` without its build step: the build already ran before the tests.
-  const npm = spawn("npm", ["exec", "--no", "--", "tsx", "scripts/stack.ts", "start"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-  started.push(npm);
+  npm = spawn("npm", ["exec", "--no", "--", "tsx", "scripts/stack.ts", "start"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
-  npm.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  npm.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  npm.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  npm.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
   await expect.poll(() => output, { timeout: 120_000, interval: 250 }).toContain("Press Ctrl-C to stop everything.");
   return { npm, ports, output: () => output };
 }
 
-async function expectNothingLeft(expect: ExpectStatic, pids: number[]): Promise<void> {
+async function expectNothingLeft(pids: number[], ports: Record<string, number>): Promise<void> {
   await expect.poll(() => pids.filter(alive), { timeout: 20_000, interval: 250 }).toEqual([]);
-  // No port check beyond that: every port of the stack belongs to one of these processes, and a
-  // port they freed may at once be handed to another stack started on free ports meanwhile.
+  for (const [name, port] of Object.entries(ports)) expect(await portOpen(port), `${name} port ${port} still open`).toBe(false);
 }
 
 /** The temporary folders of these processes' launcher (one, named after its pid). */
 const tempDirsOf = (pids: number[]) => readdirSync(tmpdir()).filter((name) => pids.some((pid) => name === `llm-gateway-stack-${pid}`));
 
-// Each test starts a whole stack of its own on free ports: they run at the same time.
-describe.concurrent("npm start, stopped by killing npm", () => {
+describe("npm start, stopped by killing npm", () => {
   // A whole stack starts and stops in each: minutes on a loaded machine.
-  it("starts quietly, and SIGTERM to npm's pid stops the launcher, the emulators and java", { timeout: 240_000 }, async ({ expect }) => {
-    const run = await startThroughNpm(expect);
+  it("starts quietly, and SIGTERM to npm's pid stops the launcher, the emulators and java", { timeout: 240_000 }, async () => {
+    const run = await startThroughNpm();
     const pids = descendants(run.npm.pid!);
     expect(pids.length).toBeGreaterThanOrEqual(5); // sh, tsx, the launcher, the reaper, java, firebase-tools, workers
     // The function workers' sockets go in the launcher's own temporary folder, not loose in /tmp.
@@ -63,14 +60,14 @@ describe.concurrent("npm start, stopped by killing npm", () => {
     expect(shown).toContain(`http://127.0.0.1:${run.ports.functions}/demo-llm-gateway/us-central1/executePrompt`);
 
     process.kill(run.npm.pid!, "SIGTERM");
-    await expectNothingLeft(expect, pids);
+    await expectNothingLeft(pids, run.ports);
     expect(tempDirsOf(pids)).toEqual([]);
   });
 
-  it("SIGKILL to npm's pid (no signal passed on) still stops everything", { timeout: 240_000 }, async ({ expect }) => {
-    const run = await startThroughNpm(expect);
+  it("SIGKILL to npm's pid (no signal passed on) still stops everything", { timeout: 240_000 }, async () => {
+    const run = await startThroughNpm();
     const pids = descendants(run.npm.pid!);
     process.kill(run.npm.pid!, "SIGKILL");
-    await expectNothingLeft(expect, pids);
+    await expectNothingLeft(pids, run.ports);
   });
 });

@@ -1,4 +1,5 @@
-import { afterAll, describe, it, type ExpectStatic } from "vitest";
+import { execFileSync } from "node:child_process";
+import { afterEach, describe, expect, it } from "vitest";
 import { alive, descendants, portOpen, runLauncher } from "./support/launcher.js";
 
 /**
@@ -13,37 +14,50 @@ function portsOf(env: Record<string, string>): Record<string, number> {
   return Object.fromEntries(PORT_VARS.map((name) => [name, Number(/:(\d+)/.exec(env[name] ?? "")?.[1])]));
 }
 
-const launched: ReturnType<typeof runLauncher>[] = [];
-afterAll(() => {
-  // Whatever happened in the tests, do not leave a stack running.
-  for (const run of launched) if (run.child.exitCode === null) run.child.kill("SIGKILL");
+function listener(port: number): string {
+  try {
+    return execFileSync("ss", ["-ltnpH", `sport = :${port}`], { encoding: "utf8" }).trim();
+  } catch {
+    return "(ss unavailable)";
+  }
+}
+
+let current: ReturnType<typeof runLauncher> | undefined;
+afterEach(() => {
+  // Whatever happened in the test, do not leave a stack running.
+  if (current?.child.exitCode === null) current.child.kill("SIGKILL");
 });
 
 function launch(args: string[]) {
-  const run = runLauncher(args);
-  launched.push(run);
-  return run;
+  current = runLauncher(args);
+  return current;
 }
 
-async function untilReady(expect: ExpectStatic, run: ReturnType<typeof runLauncher>): Promise<Record<string, string>> {
+async function untilReady(run: ReturnType<typeof runLauncher>): Promise<Record<string, string>> {
   const readyLine = () => run.output().split("\n").find((l) => l.startsWith("READY {"));
-  await expect.poll(readyLine, { timeout: 120_000, interval: 250 }).toBeDefined();
-  const line = readyLine()!;
+  // Stops at once, with what the launcher printed, when it ends before READY.
+  const readyOrEnded = () => readyLine() ?? (run.child.exitCode !== null || run.child.signalCode !== null ? "ended" : undefined);
+  await expect
+    .poll(readyOrEnded, { timeout: 120_000, interval: 250 })
+    .toBeDefined()
+    .catch(() => undefined);
+  const line = readyLine();
+  if (line === undefined) throw new Error(`no READY from the launcher (exit ${run.child.exitCode ?? run.child.signalCode ?? "not yet"}); it printed:\n${run.output().slice(-4000)}`);
   return JSON.parse(line.slice("READY ".length)) as Record<string, string>;
 }
 
-async function expectNothingLeft(expect: ExpectStatic, pids: number[]): Promise<void> {
+async function expectNothingLeft(pids: number[], ports: Record<string, number>): Promise<void> {
   // Generous: on a loaded machine the emulators take their time to exit.
   await expect.poll(() => pids.filter(alive), { timeout: 45_000 }).toEqual([]);
-  // No port check beyond that: every port of the stack belongs to one of these processes, and a
-  // port they freed may at once be handed to another stack started on free ports meanwhile.
+  for (const [name, port] of Object.entries(ports)) {
+    expect(await portOpen(port), `${name} port ${port} still open: ${listener(port)}`).toBe(false);
+  }
 }
 
-// Each test starts a whole stack of its own on free ports: they run at the same time.
-describe.concurrent("scripts/stack.ts teardown", () => {
-  it("SIGTERM while the command runs stops the command, the emulators, java and the provider", { timeout: 240_000 }, async ({ expect }) => {
+describe("scripts/stack.ts teardown", () => {
+  it("SIGTERM while the command runs stops the command, the emulators, java and the provider", { timeout: 240_000 }, async () => {
     const run = launch(["exec", printEnv]);
-    const env = await untilReady(expect, run);
+    const env = await untilReady(run);
     const pids = descendants(run.child.pid!);
     expect(pids.length).toBeGreaterThanOrEqual(3); // firebase-tools, java, the command, function workers
     const ports = portsOf(env);
@@ -51,23 +65,23 @@ describe.concurrent("scripts/stack.ts teardown", () => {
 
     run.child.kill("SIGTERM");
     expect(await run.exited).toBe(143);
-    await expectNothingLeft(expect, pids);
+    await expectNothingLeft(pids, ports);
   });
 
-  it("SIGKILL of the launcher itself still stops everything (the reaper)", { timeout: 240_000 }, async ({ expect }) => {
+  it("SIGKILL of the launcher itself still stops everything (the reaper)", { timeout: 240_000 }, async () => {
     const run = launch(["exec", printEnv]);
-    await untilReady(expect, run);
+    const env = await untilReady(run);
     const pids = descendants(run.child.pid!);
     run.child.kill("SIGKILL");
     await run.exited;
-    await expectNothingLeft(expect, pids);
+    await expectNothingLeft(pids, portsOf(env));
   });
 
-  it("a failing command ends the stack and passes its exit code on", { timeout: 240_000 }, async ({ expect }) => {
+  it("a failing command ends the stack and passes its exit code on", { timeout: 240_000 }, async () => {
     const run = launch(["exec", `${printEnv.replace("setInterval(() => {}, 1000)", "process.exit(7)")}`]);
-    await untilReady(expect, run);
+    const env = await untilReady(run);
     const pids = descendants(run.child.pid!);
     expect(await run.exited).toBe(7);
-    await expectNothingLeft(expect, pids);
+    await expectNothingLeft(pids, portsOf(env));
   });
 });
