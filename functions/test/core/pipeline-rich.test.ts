@@ -197,10 +197,15 @@ describe("media the server fetches", () => {
     });
     const result = await run({ model: "local-mini", fallbackModels: ["local-pro-fetches"], messages: image() });
     expect(result.model).toBe("local-pro-fetches");
-    expect(record().attempts).toEqual([
+    const { attempts, cost } = record();
+    expect(attempts).toEqual([
       expect.objectContaining({ model: "local-mini", outcome: "failed", category: "validation" }),
       expect.objectContaining({ model: "local-pro-fetches", outcome: "succeeded" }),
     ]);
+    // Each attempt carries its own cost: the one that called nothing none, the answer all of it.
+    expect(attempts[0]!.costMicros).toBeUndefined();
+    expect(cost.micros).toBeGreaterThan(0);
+    expect(attempts[1]!.costMicros).toBe(cost.micros);
   });
 
   it("a fetch that fails with no model left ends the execution failed, validation, naming the part", async () => {

@@ -25,7 +25,7 @@ export interface AttemptOutput {
 
 export interface Outcome {
   attempts: AttemptRecord[];
-  /** Every attempt's output, in order: each is billed. */
+  /** Every attempt's output, one per entry of `attempts` and in the same order: each is billed. */
   outputs: AttemptOutput[];
   /** The output the execution ends with: the one that succeeded, else the one the client saw, else the last. */
   final?: AttemptOutput;
@@ -260,6 +260,7 @@ export async function runAttempts(
         // Media this model's provider needs as bytes could not be fetched: the next model may not need them.
         outcome.failure = classifyError(error);
         outcome.attempts.push({ model: planned.model.id, provider: planned.model.provider.id, outcome: "failed", category: outcome.failure.category, latencyMs: clock.now() - preparedAt });
+        outcome.outputs.push({ model: planned.model, text: "", toolCalls: [], usage: ZERO_USAGE }); // one per attempt: costs pair with attempts by index
         if (execution.controller.signal.aborted || !next) break;
         deps.logger.info("execution.fallback", { executionId: run.executionId, from: planned.model.id, to: next.model.id, category: outcome.failure.category });
         continue;
