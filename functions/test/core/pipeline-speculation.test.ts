@@ -1,9 +1,13 @@
 import { describe, expect, it } from "vitest";
+import { createMediaFetcher } from "../../src/adapters/media-fetcher.js";
+import { openAIModelClient } from "../../src/adapters/openai-model-client.js";
+import { Catalog } from "../../src/core/catalog.js";
 import { ExecutionError } from "../../src/core/errors.js";
 import type { Execution } from "../../src/core/execution.js";
 import { MemoryExecutionStore } from "../../src/core/memory-stores.js";
 import { executePrompt, SpeculationGate, type PipelineDeps } from "../../src/core/pipeline/index.js";
 import type { AdmissionRequest } from "../../src/core/ports.js";
+import { catalog as productionCatalog } from "../../src/config/catalog.js";
 import { ask, expectLedgerBalanced, provider, settings, setup, useLocalProvider } from "../support/pipeline.js";
 
 /**
@@ -140,13 +144,29 @@ describe("speculative start", () => {
     expectLedgerBalanced(base.executions);
   });
 
-  it("never speculates on a conversation turn, a requestId seen here, or a user it does not know", async () => {
-    const base = setup();
+  it("never speculates on a conversation turn, media a fallback would need fetched, a requestId seen here, or a user it does not know", async () => {
+    const local = productionCatalog.provider("local")!;
+    // The primary's provider fetches image URLs itself; the fallback's needs the bytes.
+    const catalog = new Catalog([
+      { ...local, fetchesUrls: [] },
+      { ...local, id: "self-fetching", fetchesUrls: ["image"], models: [{ ...local.models.find((m) => m.id === "local-pro")!, id: "local-pro-fetches", upstreamId: "local-pro" }] },
+    ]);
+    const media = createMediaFetcher({
+      policy: () => ({ allowedHosts: ["firebasestorage.googleapis.com"] }),
+      fetch: (async () => new Response(new Uint8Array([1, 2, 3]), { headers: { "content-type": "image/png" } })) as typeof fetch,
+    });
+    const base = setup({ catalog, deps: { media, modelClient: (p) => openAIModelClient(p, { baseUrl: provider.current.url, apiKey: "" }) } });
     const deps = instance(base, "a");
+    const image = [{ role: "user", content: [{ type: "text", text: "look" }, { type: "image", url: "https://firebasestorage.googleapis.com/v0/b/app/o/cat.png?alt=media" }] }];
     await executePrompt(deps, ask("local-mini", "hi", { requestId: "req-spec-1" }), { uid: "alice" });
+    await executePrompt(deps, ask("local-mini", "hi"), { uid: "alice" }); // alice is known now: this one speculates
+    expect(deps.speculation.stats.started).toBe(1);
     await executePrompt(deps, ask("local-mini", "hi", { requestId: "req-spec-1" }), { uid: "alice" }); // a replay
     await executePrompt(deps, { model: "local-mini", conversationId: "conv-spec-1", messages: [{ role: "user", content: "hi" }] }, { uid: "alice" });
+    await executePrompt(deps, { model: "local-pro-fetches", fallbackModels: ["local-mini"], messages: image }, { uid: "alice" });
     await executePrompt(deps, ask("local-mini", "hi"), { uid: "bob" });
-    expect(deps.speculation.stats.started).toBe(0);
+    expect(deps.speculation.stats.started).toBe(1);
+    await executePrompt(deps, { model: "local-pro-fetches", messages: image }, { uid: "alice" }); // nothing to fetch for it
+    expect(deps.speculation.stats.started).toBe(2);
   });
 });

@@ -60,13 +60,14 @@ export class SpeculationGate {
   /**
    * Whether to call the provider for this request before its admission; when true, a slot is
    * taken and `end` must follow. Never for a conversation turn (its history comes with
-   * admission), media the server would fetch (nothing is fetched before admission), a
+   * admission), media the server would fetch for any of its models (nothing is fetched before
+   * admission, and a fallback may run before admission has answered), a
    * requestId seen here before (a repeat is answered from its record), or a user whose room
    * this instance does not know.
    */
   begin(uid: string, plan: Plan, reserveMicros: number, now: number): boolean {
     if (!this.enabled() || this.inFlight >= this.options.maxInFlight) return false;
-    if (plan.request.conversationId !== undefined || plan.candidates[0]?.inline) return false;
+    if (plan.request.conversationId !== undefined || plan.candidates.some((c) => c.inline)) return false;
     const requestId = plan.request.requestId;
     if (requestId !== undefined && this.requestIds.has(requestId)) return false;
     const known = this.users.get(uid);
