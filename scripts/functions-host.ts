@@ -51,9 +51,12 @@ export async function startFunctionsHost(
   options.extraRoutes?.(app);
   app.post("/executePrompt", entry.executePrompt as RequestHandler);
   app.use("/api", entry.api as RequestHandler);
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(options.port ?? 0, "127.0.0.1", () => resolve(s));
-  });
+  return listening(createServer(app), options.port);
+}
+
+/** Listens on 127.0.0.1; `close` also ends kept-alive connections, which `server.close` alone waits for. */
+async function listening(server: Server, port = 0): Promise<FunctionsHost> {
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     close: () =>
@@ -92,15 +95,7 @@ export async function startFrameworkHost(options: { port?: number; functions?: H
     req.url = `/${rest.join("/")}${query !== undefined ? `?${query}` : ""}`;
     route(req, res);
   });
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listening(server, options.port);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

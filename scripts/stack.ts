@@ -9,7 +9,7 @@ import { planFirestore, type FirestorePlan } from "./stack/firestore.js";
 import { ancestors, watchAncestors } from "./stack/lifeline.js";
 import { declaredParams, writeMissingParams } from "./stack/local-params.js";
 import { quietOutput } from "./stack/quiet-output.js";
-import { choosePorts, type Ports } from "./stack/ports.js";
+import { choosePorts, emulatorsConfig, type Ports } from "./stack/ports.js";
 import { StackError, startProcess, startReaper, waitUntil, type ManagedProcess } from "./stack/processes.js";
 import { startWebApp, webAppPort } from "./stack/web-app.js";
 
@@ -70,21 +70,7 @@ async function exit(code: number): Promise<never> {
 
 function generatedConfig(ports: Ports, plan: FirestorePlan): string {
   const base = JSON.parse(readFileSync(join(ROOT, "firebase.json"), "utf8")) as Record<string, unknown>;
-  const host = "127.0.0.1";
-  const config = {
-    ...base,
-    emulators: {
-      functions: { host, port: ports.functions },
-      auth: { host, port: ports.auth },
-      ...(plan.kind === "firebase-tools" ? { firestore: { host, port: ports.firestore } } : {}),
-      hub: { host, port: ports.hub },
-      logging: { host, port: ports.logging },
-      eventarc: { host, port: ports.eventarc },
-      tasks: { host, port: ports.tasks },
-      ui: { enabled: false },
-      singleProjectMode: true,
-    },
-  };
+  const config = { ...base, emulators: emulatorsConfig(ports, { auth: true, firestore: plan.kind === "firebase-tools" }) };
   // firebase-tools only accepts a config file in the project directory.
   const path = join(ROOT, `firebase.local.${process.pid}.json`);
   writeFileSync(path, JSON.stringify(config, null, 2));

@@ -78,3 +78,22 @@ export async function choosePorts(mode: "fixed" | "free", env: NodeJS.ProcessEnv
   for (const name of Object.keys(ports) as PortName[]) await assertPortFree(ports[name], labels[name]);
   return ports;
 }
+
+/**
+ * firebase.json's `emulators` block for these ports: the Functions emulator and what
+ * firebase-tools starts beside it, Auth and Firestore when this config runs them.
+ */
+export function emulatorsConfig(ports: Ports, run: { auth: boolean; firestore: boolean }): Record<string, unknown> {
+  const host = "127.0.0.1";
+  return {
+    functions: { host, port: ports.functions },
+    ...(run.auth ? { auth: { host, port: ports.auth } } : {}),
+    ...(run.firestore ? { firestore: { host, port: ports.firestore } } : {}),
+    hub: { host, port: ports.hub },
+    logging: { host, port: ports.logging },
+    eventarc: { host, port: ports.eventarc },
+    tasks: { host, port: ports.tasks },
+    ui: { enabled: false },
+    singleProjectMode: true,
+  };
+}

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { choosePorts } from "../../../scripts/stack/ports.js";
+import { choosePorts, emulatorsConfig } from "../../../scripts/stack/ports.js";
 import { declaredParams, writeMissingParams } from "../../../scripts/stack/local-params.js";
 import { signedInClient } from "../support/firebase.js";
 import { stackEnv } from "../support/stack.js";
@@ -43,20 +43,12 @@ beforeAll(async () => {
   writeMissingParams(configDir, await declaredParams(join(ROOT, "functions")));
   const ports = await choosePorts("free");
   const base_ = JSON.parse(readFileSync(join(ROOT, "firebase.json"), "utf8")) as { functions: Record<string, unknown>[] };
-  const host = "127.0.0.1";
   writeFileSync(
     configFile,
     JSON.stringify({
       functions: [{ ...base_.functions[0], configDir: `.emulators/appcheck-${process.pid}` }],
-      emulators: {
-        functions: { host, port: ports.functions },
-        hub: { host, port: ports.hub },
-        logging: { host, port: ports.logging },
-        eventarc: { host, port: ports.eventarc },
-        tasks: { host, port: ports.tasks },
-        ui: { enabled: false },
-        singleProjectMode: true,
-      },
+      // Only Functions: the suite's Auth and Firestore emulators serve it.
+      emulators: emulatorsConfig(ports, { auth: false, firestore: false }),
     }),
   );
   const { FIREBASE_EMULATOR_HUB: _hub, ...inherited } = process.env;
@@ -72,7 +64,7 @@ beforeAll(async () => {
   let output = "";
   emulator.stdout!.on("data", (b: Buffer) => (output += b.toString()));
   emulator.stderr!.on("data", (b: Buffer) => (output += b.toString()));
-  base = `http://${host}:${ports.functions}/${PROJECT}/us-central1`;
+  base = `http://127.0.0.1:${ports.functions}/${PROJECT}/us-central1`;
   // Up once our /health answers (the emulator answers 404 while it is still loading the functions).
   const healthy = () => fetch(`${base}/api/health`).then(async (r) => "checks" in ((await r.json().catch(() => ({}))) as object), () => false);
   for (let started = Date.now(); !(await healthy()); ) {
