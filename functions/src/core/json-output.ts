@@ -131,7 +131,7 @@ parentPort.on("message", ({ schema, value }) => {
 const MAX_WORKERS = 4;
 const idle: Worker[] = [];
 let busy = 0;
-const waiting: ((worker: Worker) => void)[] = [];
+const waiting: { resolve: (worker: Worker) => void; reject: (error: unknown) => void }[] = [];
 
 /** A worker, once it has loaded ajv (its start-up is not counted against a check's time). */
 function newWorker(): Promise<Worker> {
@@ -148,14 +148,15 @@ async function takeWorker(): Promise<Worker> {
   const ready = idle.pop();
   if (ready) return ready;
   if (busy <= MAX_WORKERS) return newWorker();
-  return new Promise((resolve) => waiting.push(resolve));
+  return new Promise((resolve, reject) => waiting.push({ resolve, reject }));
 }
 
+/** Hands this check's slot (and its worker, if still usable) to the next waiting check, or frees it. */
 function releaseWorker(worker: Worker | undefined): void {
   const next = waiting.shift();
   if (next) {
-    if (worker) next(worker);
-    else void newWorker().then(next);
+    if (worker) next.resolve(worker);
+    else newWorker().then(next.resolve, next.reject); // a waiter that gets no worker frees its slot in turn
     return;
   }
   busy--;
@@ -164,7 +165,13 @@ function releaseWorker(worker: Worker | undefined): void {
 
 async function validateInWorker(schema: Record<string, unknown>, value: unknown): Promise<string | undefined> {
   busy++;
-  const worker = await takeWorker();
+  let worker: Worker;
+  try {
+    worker = await takeWorker();
+  } catch (error) {
+    releaseWorker(undefined); // a worker that failed to start must not keep its slot
+    throw error;
+  }
   const outcome = await new Promise<{ problem?: string } | "failed">((resolve) => {
     const finish = (result: { problem?: string } | "failed") => {
       clearTimeout(timer);
