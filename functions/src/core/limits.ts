@@ -198,8 +198,8 @@ export function decideAdmission(input: {
 /** What an execution sends a model, for bounding its input tokens. */
 export interface ModelInput {
   messages: readonly Message[];
-  /** Stored conversation history sent too, as its UTF-8 bytes (which bound its tokens). */
-  historyBytes?: number;
+  /** Stored conversation history sent too, as a bound of its tokens (conversation.ts renders it). */
+  historyTokens?: number;
   tools?: readonly ToolSpec[];
   responseFormat?: ResponseFormat;
 }
@@ -214,7 +214,7 @@ const FRAMING_TOKENS = 4;
  * the model takes, so with one the bound is the context window, which caps everything.
  */
 export function inputTokensBound(input: ModelInput, model: ResolvedModel): number {
-  let tokens = input.historyBytes ?? 0;
+  let tokens = input.historyTokens ?? 0;
   let unbounded = false;
   for (const message of input.messages) {
     tokens += FRAMING_TOKENS;

@@ -204,8 +204,8 @@ describe("media the server fetches", () => {
     ]);
     // Each attempt carries its own cost: the one that called nothing none, the answer all of it.
     expect(attempts[0]!.costMicros).toBeUndefined();
-    expect(cost.micros).toBeGreaterThan(0);
-    expect(attempts[1]!.costMicros).toBe(cost.micros);
+    expect(cost!.micros).toBeGreaterThan(0);
+    expect(attempts[1]!.costMicros).toBe(cost!.micros);
   });
 
   it("a fetch that fails with no model left ends the execution failed, validation, naming the part", async () => {

@@ -4,7 +4,7 @@ import { executionIdFor, requestFingerprint } from "../idempotency.js";
 import { CONVERSATION_LIMITS, conversationTitle, type StoredMessage } from "../conversation.js";
 import { worstCaseMicros, type Headroom } from "../limits.js";
 import type { AdmissionTicket, ConversationTurn } from "../ports.js";
-import { turnWindow } from "./history.js";
+import { modelInputOf, turnWindow } from "./history.js";
 import { describeCause } from "./log.js";
 import { DEFAULT_FUNCTION_TIMEOUT_MS } from "./settle.js";
 import type { PipelineDeps, Plan } from "./types.js";
@@ -23,17 +23,19 @@ export function reservationOf(plan: Plan): number {
   return worstCaseMicros(modelInputOf(plan), plan.candidates.map((c) => c.model), plan.params.maxTokens);
 }
 
-function modelInputOf(plan: Plan) {
-  return { messages: plan.messages, ...(plan.tools ? { tools: plan.tools } : {}), ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}) };
-}
-
 /**
- * Admit: the one awaited step before the provider. Limits, the budget reservation (the
- * execution's worst case on the dearest candidate), idempotency and the `running` record,
- * atomically in the store. Refusals are client-facing ExecutionErrors; anything else the
+ * Admit: the one Firestore round (a read, a guarded commit) before any output. Limits, the
+ * budget reservation (`reserveMicros`: the execution's worst case on the dearest candidate,
+ * or for a conversation turn as the store's window decides), idempotency and the `running`
+ * record, atomically in the store. Refusals are client-facing ExecutionErrors; anything else the
  * store throws is ours, logged and answered as `internal`.
  */
-export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string, startedAt: number, id: string, instance?: string): Promise<Admitted> {
+export async function admitExecution(
+  deps: PipelineDeps,
+  plan: Plan,
+  reserveMicros: number,
+  { uid, startedAt, id, instance }: { uid: string; startedAt: number; id: string; instance?: string },
+): Promise<Admitted> {
   const { request, candidates, settings } = plan;
   const first = candidates[0]!.model;
   const running = runningExecution({
@@ -57,7 +59,7 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
         historyLimit: CONVERSATION_LIMITS.historyMessages,
         // The window is decided once the history is read, and the reservation counts it as it is sent.
         window: turnWindow(plan),
-        maxReserveMicros: worstCaseMicros({ ...modelInputOf(plan), historyBytes: Number.MAX_SAFE_INTEGER }, candidates.map((c) => c.model), plan.params.maxTokens),
+        maxReserveMicros: worstCaseMicros({ ...modelInputOf(plan), historyTokens: Number.MAX_SAFE_INTEGER }, candidates.map((c) => c.model), plan.params.maxTokens),
         expireAt: new Date(startedAt + settings.conversationTtlDays * 86_400_000),
       }
     : undefined;
@@ -65,7 +67,7 @@ export async function admitExecution(deps: PipelineDeps, plan: Plan, uid: string
     const admission = await deps.executions.admit({
       uid,
       execution: running,
-      reserveMicros: reservationOf(plan),
+      reserveMicros,
       ...(conversation ? { conversation } : {}),
       // Settlement is retried until the function's own deadline (settle.ts), whatever the request's
       // time limit: the reservation must outlive it, or a repeat could reclaim a run still settling.

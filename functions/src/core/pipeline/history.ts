@@ -13,13 +13,14 @@ import type { PipelineDeps, Plan } from "./types.js";
  * fetched for providers that need the bytes.
  */
 
-function turnInput(plan: Plan): ModelInput {
+/** What the new turn sends besides history: its messages, tools and response format. */
+export function modelInputOf(plan: Plan): ModelInput {
   return { messages: plan.messages, ...(plan.tools ? { tools: plan.tools } : {}), ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}) };
 }
 
 /** Every candidate, with what its context leaves for history: the window less the new turn, the tools and the most output it may write. */
 export function historyTargets(plan: Plan): HistoryTarget[] {
-  const input = turnInput(plan);
+  const input = modelInputOf(plan);
   const mediaSlots = Math.max(0, MEDIA_LIMITS.mediaParts - mediaParts(plan.messages).length);
   return plan.candidates.map(({ model }) => {
     const output = Math.min(plan.params.maxTokens ?? model.spec.maxOutputTokens, model.spec.maxOutputTokens);
@@ -34,12 +35,12 @@ export function historyTargets(plan: Plan): HistoryTarget[] {
  */
 export function turnWindow(plan: Plan): ConversationTurn["window"] {
   const targets = historyTargets(plan);
-  const input = turnInput(plan);
+  const input = modelInputOf(plan);
   return (history, system) => {
     const messages = windowHistory(history, system, targets);
     const reserveMicros = Math.max(
       ...targets.map(({ model, mediaSlots }) =>
-        worstCaseMicros({ ...input, historyBytes: renderHistory(messages, model, mediaSlots).tokens }, [model], plan.params.maxTokens),
+        worstCaseMicros({ ...input, historyTokens: renderHistory(messages, model, mediaSlots).tokens }, [model], plan.params.maxTokens),
       ),
     );
     return { messages, reserveMicros };

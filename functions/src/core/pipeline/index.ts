@@ -15,23 +15,27 @@ export { describeCause, redactSecrets } from "./log.js";
 export { SpeculationGate, type SpeculationStats } from "./speculation.js";
 
 /**
- * Executes one prompt, in four phases, one module each:
+ * Executes one prompt, in four phases, one module each, with two helpers:
  *   plan     (plan.ts)     validate, render, resolve models and capabilities; nothing recorded yet
  *   admit    (admit.ts)    limits, budget reservation, idempotency and the `running` record, atomically
+ *                          (history.ts: a conversation's window, decided there and put in front after)
  *   attempts (attempts.ts) call the models with retries, timeouts and fallbacks, streaming to the client
+ *                          (media.ts: media a provider needs as bytes, fetched only after admission)
  *   settle   (settle.ts)   the final record, usage, cost and ledger in one commit; the log line
  * Every request that passes planning ends with exactly one finished record, whatever fails;
  * a thrown error is an ExecutionError carrying the executionId. For a user this instance
- * knows to have room, admission and the first attempt run at once (speculation.ts).
+ * knows to have room, admission and the first attempt run at once (speculation.ts); a start
+ * that admission then refuses is recorded apart, under an id of its own, with what it cost.
  */
 export async function executePrompt(deps: PipelineDeps, input: unknown, options: ExecuteOptions): Promise<ExecutionResult> {
   const clock = deps.clock ?? systemClock;
   const plan = await planExecution(deps, input, options.uid);
   const startedAt = clock.now();
   const id = executionIdOf(deps, plan);
-  if (deps.speculation?.begin(options.uid, plan, reservationOf(plan), startedAt)) return speculative(deps, plan, id, startedAt, clock, options);
+  const reserveMicros = reservationOf(plan);
+  if (deps.speculation?.begin(options.uid, plan, reserveMicros, startedAt)) return speculative(deps, plan, reserveMicros, id, startedAt, clock, options);
 
-  const admitted = await admit(deps, plan, id, startedAt, options);
+  const admitted = await admit(deps, plan, reserveMicros, id, startedAt, options);
   // A run's admission time tells a cancel meant for it from one meant for an earlier run of the same id.
   if (admitted.kind === "replay") options.onAdmitted?.(id);
   else options.onAdmitted?.(id, startedAt);
@@ -44,9 +48,9 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
 }
 
 /** Admission, telling the speculation gate what it left (or that it refused). */
-async function admit(deps: PipelineDeps, plan: Plan, id: string, startedAt: number, options: ExecuteOptions): Promise<Admitted> {
+async function admit(deps: PipelineDeps, plan: Plan, reserveMicros: number, id: string, startedAt: number, options: ExecuteOptions): Promise<Admitted> {
   try {
-    const admitted = await admitExecution(deps, plan, options.uid, startedAt, id, options.instance);
+    const admitted = await admitExecution(deps, plan, reserveMicros, { uid: options.uid, startedAt, id, ...(options.instance ? { instance: options.instance } : {}) });
     if (admitted.kind === "admitted") deps.speculation?.admitted(options.uid, admitted.headroom, startedAt, plan.request.requestId);
     return admitted;
   } catch (error) {
@@ -60,7 +64,15 @@ async function admit(deps: PipelineDeps, plan: Plan, id: string, startedAt: numb
  * Refused (or a repeat answered from its record): the upstream call is aborted before any
  * output reached the client, and what it may have cost is recorded apart.
  */
-async function speculative(deps: PipelineDeps, plan: Plan, id: string, startedAt: number, clock: Clock, options: ExecuteOptions): Promise<ExecutionResult> {
+async function speculative(
+  deps: PipelineDeps,
+  plan: Plan,
+  reserveMicros: number,
+  id: string,
+  startedAt: number,
+  clock: Clock,
+  options: ExecuteOptions,
+): Promise<ExecutionResult> {
   const gate = deps.speculation!;
   const { controller, dispose } = childController(options.signal ?? new AbortController().signal);
   let release!: (admitted: boolean) => void;
@@ -76,7 +88,7 @@ async function speculative(deps: PipelineDeps, plan: Plan, id: string, startedAt
   };
   let admitted: Admitted;
   try {
-    admitted = await admit(deps, plan, id, startedAt, options);
+    admitted = await admit(deps, plan, reserveMicros, id, startedAt, options);
   } catch (refusal) {
     await abort(`Admission refused it (${refusal instanceof ExecutionError ? refusal.category : "internal"}).`);
     throw refusal;

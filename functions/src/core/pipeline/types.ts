@@ -52,8 +52,8 @@ export interface ExecuteOptions {
   /** Aborts the execution; its reason (an ExecutionError: cancelled, shutdown) becomes the outcome. */
   signal?: AbortSignal;
   /**
-   * Called once the request is admitted (or found to be a repeat), before the provider is
-   * called. `run` is when this run was admitted (its record's `createdAt`, in ms): a rerun of
+   * Called once the request is admitted (or found to be a repeat), before any output reaches
+   * the client (on a speculative start the provider may already be answering). `run` is when this run was admitted (its record's `createdAt`, in ms): a rerun of
    * the same requestId is another run of the same executionId. Absent for a replay.
    */
   onAdmitted?(executionId: string, run?: number): void;
