@@ -63,7 +63,8 @@ export function applyCors(req: Request, res: Response, allowed: string[] | "*"):
   const permitted = typeof origin === "string" && (allowed === "*" || allowed.includes(origin));
   if (permitted) {
     res.set("access-control-allow-origin", origin);
-    res.set("access-control-expose-headers", "x-execution-id, retry-after, retry-after-ms");
+    // x-should-retry: the openai SDK in a browser reads it to decide whether to retry.
+    res.set("access-control-expose-headers", "x-execution-id, retry-after, retry-after-ms, x-should-retry");
   }
   res.vary("origin");
   if (req.method !== "OPTIONS") return false;

@@ -211,6 +211,17 @@ describe("CORS (deployed handler)", () => {
     expect(response.headers.get("access-control-allow-origin")).toBe("https://any.example");
     expect(response.headers.get("access-control-expose-headers")).toContain("x-execution-id");
   });
+
+  it("exposes every header an error answer carries (a browser's openai SDK reads x-should-retry)", async () => {
+    const response = await withOrigins("*", () =>
+      chat(`${host.url}/api`, JSON.stringify({ model: "local-mini+fail=server", messages: [{ role: "user", content: "hi" }] }), { origin: "https://any.example" }),
+    );
+    expect(response.status).toBe(503);
+    const exposed = (response.headers.get("access-control-expose-headers") ?? "").split(/,\s*/);
+    const ours = [...response.headers.keys()].filter((name) => name.startsWith("x-") || name.startsWith("retry-after"));
+    expect(ours).toEqual(expect.arrayContaining(["x-execution-id", "x-should-retry"]));
+    expect(exposed).toEqual(expect.arrayContaining(ours));
+  });
 });
 
 describe("App Check (deployed handler)", () => {
