@@ -154,7 +154,7 @@ async function startStack(options: { ports: "fixed" | "free"; echo: boolean }): 
   const tempDir = join(tmpdir(), `${TEMP_PREFIX}${process.pid}`);
   mkdirSync(tempDir, { recursive: true });
   cleanups.push(async () => rmSync(tempDir, { recursive: true, force: true }));
-  const added = writeMissingParams(join(ROOT, "functions"), await declaredParams(join(ROOT, "functions")));
+  const added = writeMissingParams(join(ROOT, "functions"), await declaredParams(join(ROOT, "functions")), PROJECT);
   if (added.length > 0) log(`wrote the defaults of ${added.length} params to functions/.env.local (edit them there)`);
 
   const provider = await startLocalProvider({ port: ports.provider }).catch((error: unknown) => {

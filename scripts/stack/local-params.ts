@@ -33,11 +33,16 @@ export function dotenvNames(text: string): Set<string> {
   return names;
 }
 
-/** Appends the missing params' defaults to functions/.env.local; returns the names it added. */
-export function writeMissingParams(functionsDir: string, params: ParamSpec[]): string[] {
+/**
+ * Appends to functions/.env.local the default of every param that no file the emulator reads
+ * sets (.env, .env.<project>, .env.local); returns the names it added. A value set in .env
+ * keeps applying: firebase-tools reads .env.local last, so a default written there would win.
+ */
+export function writeMissingParams(functionsDir: string, params: ParamSpec[], project?: string): string[] {
   const file = join(functionsDir, ".env.local");
-  const existing = existsSync(file) ? readFileSync(file, "utf8") : "";
-  const have = dotenvNames(existing);
+  const read = (name: string) => (existsSync(join(functionsDir, name)) ? readFileSync(join(functionsDir, name), "utf8") : "");
+  const existing = read(".env.local");
+  const have = new Set([...dotenvNames(read(".env")), ...(project ? dotenvNames(read(`.env.${project}`)) : []), ...dotenvNames(existing)]);
   const missing = params.filter((p) => !have.has(p.name));
   if (missing.length === 0) return [];
   const lines = missing.map((p) => `${p.name}=${p.default === undefined ? "" : String(p.default)}`);

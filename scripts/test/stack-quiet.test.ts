@@ -63,6 +63,19 @@ describe("the params' defaults written before the Functions emulator would promp
     expect(written.match(/^RATE_LIMIT_PER_MINUTE=/gm)).toHaveLength(1);
     expect(writeMissingParams(dir, params)).toEqual([]);
   });
+
+  it("leaves out params that functions/.env or .env.<project> sets, so those values keep applying", async () => {
+    dir = mkdtempSync(join(tmpdir(), "params-test-"));
+    writeFileSync(join(dir, ".env"), "ENFORCE_APP_CHECK=true\n");
+    writeFileSync(join(dir, ".env.demo-llm-gateway"), "LOG_PROMPTS=true\n");
+    writeFileSync(join(dir, ".env.other-project"), "REGION=europe-west1\n");
+    const params = await declaredParams(join(ROOT, "functions"));
+    const added = writeMissingParams(dir, params, "demo-llm-gateway");
+    expect(added).not.toContain("ENFORCE_APP_CHECK");
+    expect(added).not.toContain("LOG_PROMPTS");
+    expect(added).toContain("REGION"); // another project's file is not the emulator's
+    expect(dotenvNames(readFileSync(join(dir, ".env.local"), "utf8")).has("ENFORCE_APP_CHECK")).toBe(false);
+  });
 });
 
 describe("the chain of processes the launcher watches", () => {
