@@ -417,7 +417,14 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
       const at = execution.completedAt?.getTime() ?? Date.now();
       const held = ticket.conversation;
       const lane = ticket.lane ?? 0;
-      const commit = async (version: Timestamp | undefined, delta: UsageTotals, release: boolean, withConversation: boolean): Promise<FinishResult> => {
+      /** `replaces`: the record as read, whose fields the execution lacks are deleted in the same write. */
+      const commit = async (
+        version: Timestamp | undefined,
+        delta: UsageTotals,
+        release: boolean,
+        withConversation: boolean,
+        replaces?: DocumentData,
+      ): Promise<FinishResult> => {
         const batch = firestore.batch();
         const result: FinishResult = held ? { conversation: "skipped" } : {};
         if (held && withConversation) {
@@ -440,7 +447,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
             await asTimestamp(held.version),
           );
         }
-        if (version) batch.update(recordRef, toDoc(execution), { lastUpdateTime: version });
+        if (version) batch.update(recordRef, replaces ? replacing(replaces, toDoc(execution), FV) : toDoc(execution), { lastUpdateTime: version });
         else batch.set(recordRef, toDoc(execution));
         if (release) batch.set(doc(userPaths.lane(uid, lane)), { reservations: { [execution.id]: FV.delete() } }, { merge: true });
         // Without a global reservation any shard will do: spreading the writes is the point of shards.
@@ -475,10 +482,8 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
           // Settled after its hold expired and was reclaimed: the execution's truth replaces the
           // closure; the conversation went on without this turn (reported: "skipped").
           const delta = subtractTotals(usageDelta(execution), ABANDONED_DELTA);
-          const result = await commit(current.updateTime, delta, false, false);
-          if (!execution.error) await recordRef.update({ abandoned: FV.delete(), error: FV.delete() });
-          else await recordRef.update({ abandoned: FV.delete() });
-          return result;
+          // One write: the closure's `abandoned` and `error` go with it.
+          return await commit(current.updateTime, delta, false, false, data);
         }
         if (held && version && current.updateTime?.isEqual(version)) {
           // The record is as admission left it, so the conversation moved on (another turn took it
