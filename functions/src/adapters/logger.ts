@@ -7,7 +7,7 @@ import type { Logger } from "../core/ports.js";
  * visible part of a request's CPU. Warnings and errors go to stderr, the rest to stdout.
  */
 function write(severity: "INFO" | "WARNING" | "ERROR", message: string, fields: Record<string, unknown>): void {
-  const line = `${JSON.stringify({ ...fields, severity, message })}\n`;
+  const line = `${serialized({ ...fields, severity, message })}\n`;
   if (severity === "INFO") process.stdout.write(line);
   else process.stderr.write(line);
 }
@@ -17,3 +17,23 @@ export const cloudLogger: Logger = {
   warn: (message, fields) => write("WARNING", message, fields),
   error: (message, fields) => write("ERROR", message, fields),
 };
+
+/**
+ * A log call must never throw (it runs inside settlement): a field JSON cannot write (a
+ * cycle, a BigInt) is replaced by a note rather than losing the entry.
+ */
+function serialized(entry: Record<string, unknown>): string {
+  try {
+    return JSON.stringify(entry);
+  } catch {
+    const seen = new WeakSet<object>();
+    return JSON.stringify(entry, (_key, value: unknown) => {
+      if (typeof value === "bigint") return value.toString();
+      if (value !== null && typeof value === "object") {
+        if (seen.has(value)) return "[circular]";
+        seen.add(value);
+      }
+      return value;
+    });
+  }
+}
