@@ -140,7 +140,7 @@ const usageHandlers = async () => {
   const [callables, { firestoreUsageRepo }, { limitsFromParams }] = await Promise.all([
     import("./adapters/usage-callables.js"),
     import("./adapters/usage-repo.js"),
-    pipelineDeps(),
+    import("./config/limits.js"),
   ]);
   return { callables, options: { repo: () => firestoreUsageRepo(firestore), limits: limitsFromParams, enforceAppCheck: appCheck } };
 };

@@ -5,7 +5,7 @@ import { cancelRequestSchema, parseOrThrow } from "../core/request.js";
 import type { ExecutionStatus } from "../core/execution.js";
 import type { Logger } from "../core/ports.js";
 import { paths } from "./executions-repo.js";
-import { requireCaller } from "./execute-prompt-callable.js";
+import { requireCaller } from "./caller.js";
 import { toHttpsError } from "./https-error.js";
 import { abortLocal, deliverCancel, INSTANCE_ID } from "./in-flight.js";
 

@@ -2,7 +2,7 @@ import type { Firestore } from "firebase-admin/firestore";
 import type { CallableRequest } from "firebase-functions/https";
 import { deleteConversationSchema, listConversationsSchema, parseOrThrow } from "../core/request.js";
 import { deleteConversation, listConversations } from "./conversations-repo.js";
-import { requireCaller } from "./execute-prompt-callable.js";
+import { requireCaller } from "./caller.js";
 import { toHttpsError } from "./https-error.js";
 
 export interface ConversationCallableOptions {

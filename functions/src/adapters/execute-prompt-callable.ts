@@ -1,7 +1,7 @@
 import type { CallableRequest, CallableResponse } from "firebase-functions/https";
-import { ExecutionError } from "../core/errors.js";
 import type { ExecutionResult } from "../core/execution.js";
 import { executePrompt, type PipelineDeps } from "../core/pipeline/index.js";
+import { requireCaller } from "./caller.js";
 import { toHttpsError } from "./https-error.js";
 import type { CancelChannel } from "./cancellation.js";
 import { INSTANCE_ID, trackExecution } from "./in-flight.js";
@@ -17,19 +17,6 @@ export interface CallableOptions {
   enforceAppCheck: () => boolean;
   /** How cancelExecution reaches this instance; absent where nothing can cancel (benchmarks). */
   cancels?: () => CancelChannel;
-}
-
-/** Caller identity and App Check, shared by every callable. */
-export function requireCaller(request: CallableRequest<unknown>, enforceAppCheck: boolean): string {
-  // A non-empty uid, not just an auth object: anything less must never name a user's documents.
-  const uid = request.auth?.uid;
-  if (typeof uid !== "string" || uid === "" || uid.includes("/")) throw new ExecutionError("unauthenticated");
-  if (enforceAppCheck && !request.app) throw new ExecutionError("permission_denied", "A valid App Check token is required.");
-  // Set only with replay protection on (APP_CHECK_REPLAY_PROTECTION): a limited-use token seen before.
-  if (request.app?.alreadyConsumed === true) {
-    throw new ExecutionError("permission_denied", "This App Check token was already used; limited-use tokens are good for one call.");
-  }
-  return uid;
 }
 
 const ignore = () => {};

@@ -4,17 +4,11 @@ import type { PipelineDeps, PipelineSettings } from "../core/pipeline/index.js";
 import { SpeculationGate } from "../core/pipeline/speculation.js";
 import type { ModelClient } from "../core/ports.js";
 import { catalog } from "../config/catalog.js";
-import type { LimitSettings } from "../core/limits.js";
 import {
   defaultFallbackModels,
-  defaultUserBudgetUsd,
   globalLedgerShards,
-  globalBudgetUsd,
   historyTtlDays,
   conversationTtlDays,
-  maxConcurrentExecutions,
-  rateLimitPerMinute,
-  reservationGraceMs,
   logPrompts,
   maxRequestTimeoutMs,
   mediaUrlHosts,
@@ -24,6 +18,7 @@ import {
   retryMaxRetries,
   speculativeStart,
 } from "../config/params.js";
+import { limitsFromParams } from "../config/limits.js";
 import { providerConnection, resolveDefaultModelId } from "../config/providers.js";
 import { firestoreCancelChannel, type CancelChannel, type CancelDeps } from "./cancellation.js";
 import { firestoreExecutionStore, type FirestoreExecutionStore } from "./executions-repo.js";
@@ -49,17 +44,6 @@ export function newExecutionId(): string {
   for (let i = offset; i < offset + 20; i++) id += ID_ALPHABET[pool[i]! % 62];
   offset += 20;
   return id;
-}
-
-export function limitsFromParams(): LimitSettings {
-  return {
-    perMinute: rateLimitPerMinute.value(),
-    maxConcurrent: maxConcurrentExecutions.value(),
-    defaultMonthlyBudgetUsd: defaultUserBudgetUsd.value(),
-    globalMonthlyBudgetUsd: globalBudgetUsd.value(),
-    globalShards: globalLedgerShards.value(),
-    reservationGraceMs: reservationGraceMs.value(),
-  };
 }
 
 let cachedSettings: { at: number; settings: PipelineSettings } | undefined;

@@ -12,7 +12,7 @@ import {
   type UsageReader,
   type UsageReport,
 } from "../core/usage-report.js";
-import { requireCaller } from "./execute-prompt-callable.js";
+import { requireCaller } from "./caller.js";
 import { toHttpsError } from "./https-error.js";
 
 export interface UsageCallableOptions {

@@ -1,7 +1,7 @@
 import type { CallableRequest } from "firebase-functions/https";
 import { HttpsError } from "firebase-functions/https";
 import { describe, expect, it } from "vitest";
-import { requireCaller } from "../../src/adapters/execute-prompt-callable.js";
+import { requireCaller } from "../../src/adapters/caller.js";
 import { toHttpsError } from "../../src/adapters/https-error.js";
 import { ExecutionError } from "../../src/core/errors.js";
 
