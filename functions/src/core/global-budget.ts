@@ -70,7 +70,10 @@ interface Held {
 export interface GlobalAdmission {
   /** Resolves once there is a total to decide on: the cached one, or a fresh one (near the budget, always). */
   readonly ready: Promise<void>;
-  /** Holds `micros` (at most the `upTo` the admission began with) of the budget, or throws `budget_exceeded`. */
+  /**
+   * Holds `micros` of the budget, or throws `budget_exceeded`. Up to the `upTo` the admission
+   * began with, as decided at `ready`; more is decided again on a fresh total (a read more).
+   */
   hold(micros: number): Promise<void>;
   /** The admission committed, at `writeTime` (the server's commit time in µs, when known). */
   committed(writeTime?: number): void;
