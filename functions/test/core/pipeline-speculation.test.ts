@@ -121,6 +121,23 @@ describe("speculative start", () => {
     const budgetUsd = (10 * reserve) / 1_000_000;
     const base = setup({ settings: { limits: { ...settings.limits, defaultMonthlyBudgetUsd: budgetUsd } } });
     const [a, b] = [instance(base, "a"), instance(base, "b")];
+    const month = new Date().toISOString().slice(0, 7);
+    // What the budget held right after each admission: the month's settled cost (aborted starts
+    // included, as admission counts them) plus every live reservation. Each reservation is far
+    // above the cost of one local-mini answer, so only this sees an over-admission.
+    let peak = 0;
+    let admissions = 0;
+    const admit = base.executions.admit.bind(base.executions);
+    base.executions.admit = async (request: AdmissionRequest) => {
+      const admission = await admit(request);
+      if (admission.kind === "admitted") {
+        admissions += 1;
+        const live = Object.values(base.executions.account("alice").reservations).filter((r) => r.expireAt > request.now);
+        const held = base.executions.totals(`alice/${month}`).costMicros + live.reduce((sum, r) => sum + r.micros, 0);
+        peak = Math.max(peak, held);
+      }
+      return admission;
+    };
     await executePrompt(a, ask("local-mini", "warm a"), { uid: "alice" });
     await executePrompt(b, ask("local-mini", "warm b"), { uid: "alice" });
     const runs = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => executePrompt(i % 2 ? a : b, ask("local-mini", `race ${i}`), { uid: "alice" })));
@@ -131,6 +148,11 @@ describe("speculative start", () => {
     // Admission is the only decision: every admitted execution had its reservation fit the budget.
     const spentAdmitted = admitted.reduce((sum, r) => sum + r.cost!.micros, 0);
     expect(spentAdmitted).toBeLessThanOrEqual(budgetUsd * 1_000_000);
+    // The bound itself: at no admission did settled cost and live reservations exceed the budget,
+    // and the race did fill it (more than nine reservations' worth held at once).
+    expect(admissions).toBe(admitted.length);
+    expect(peak).toBeLessThanOrEqual(budgetUsd * 1_000_000);
+    expect(peak).toBeGreaterThan(budgetUsd * 1_000_000 - reserve);
     // The documented bound: beyond that, only the aborted starts, each at most its input.
     expect(aborted.length).toBe(a.speculation.stats.aborted + b.speculation.stats.aborted);
     expect(aborted.length).toBeGreaterThan(0);
@@ -138,7 +160,6 @@ describe("speculative start", () => {
       expect(record.usage!.outputTokens).toBe(0);
       expect(record.cost!.micros).toBeLessThanOrEqual(reserve);
     }
-    const month = new Date().toISOString().slice(0, 7);
     const abortedMicros = aborted.reduce((sum, r) => sum + r.cost!.micros, 0);
     expect(base.executions.totals(`alice/${month}`).costMicros).toBeLessThanOrEqual(budgetUsd * 1_000_000 + abortedMicros);
     expectLedgerBalanced(base.executions);
