@@ -2,7 +2,7 @@ import type { Cost } from "./cost.js";
 import type { ErrorCategory } from "./errors.js";
 import { mediaReference, type MediaReference } from "./media.js";
 import type { Message, TextPart, ToolCall } from "./messages.js";
-import { truncate } from "./truncate.js";
+import { textBudget, truncate } from "./truncate.js";
 import type { Usage } from "./usage.js";
 
 export type ExecutionStatus = "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
@@ -117,19 +117,12 @@ export const RECORD_LIMITS = { inputChars: 50_000, outputChars: 100_000 } as con
 
 /** What a record keeps of the input: media by reference, text within RECORD_LIMITS.inputChars in all. */
 export function capInput(messages: readonly Message[]): { input: RecordedMessage[]; inputTruncated: boolean } {
-  let budget: number = RECORD_LIMITS.inputChars;
-  let truncated = false;
-  const take = (text: string): string => {
-    const kept = truncate(text, budget);
-    if (kept.length < text.length) {
-      truncated = true;
-      budget = 0;
-    } else budget -= kept.length;
-    return kept;
-  };
+  const budget = textBudget(RECORD_LIMITS.inputChars);
+  const take = (text: string) => budget.take(text);
   const input: RecordedMessage[] = [];
+  let truncated = false;
   for (const message of messages) {
-    if (budget <= 0) {
+    if (budget.left <= 0) {
       truncated = true;
       break;
     }
@@ -150,7 +143,7 @@ export function capInput(messages: readonly Message[]): { input: RecordedMessage
       input.push({ role: message.role, content: content ?? "" });
     }
   }
-  return { input, inputTruncated: truncated };
+  return { input, inputTruncated: truncated || budget.truncated };
 }
 
 export function capOutput(output: string): { output: string; outputTruncated: boolean } {
@@ -215,13 +208,10 @@ export function finalStatus(category: ErrorCategory): ExecutionStatus {
  * huge arguments cannot push the record past Firestore's 1 MiB. The client gets them whole.
  */
 export function capToolCalls(calls: readonly ToolCall[], outputChars: number): { toolCalls: ToolCall[]; truncated: boolean } {
-  let budget = Math.max(0, RECORD_LIMITS.outputChars - outputChars);
-  let truncated = false;
+  const budget = textBudget(RECORD_LIMITS.outputChars - outputChars);
   const toolCalls = calls.map((call) => {
-    const kept = call.arguments.length > budget ? call.arguments.slice(0, budget) : call.arguments;
-    if (kept.length < call.arguments.length) truncated = true;
-    budget -= kept.length;
+    const kept = budget.take(call.arguments);
     return kept === call.arguments ? call : { ...call, arguments: kept };
   });
-  return { toolCalls, truncated };
+  return { toolCalls, truncated: budget.truncated };
 }

@@ -13,3 +13,28 @@ export function truncate(text: string, max: number): string {
   const last = text.charCodeAt(max - 1);
   return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }
+
+/**
+ * One budget of `max` code units shared by several texts taken in turn: the first that does
+ * not fit is cut (with `truncate`), and every one after it is emptied.
+ */
+export function textBudget(max: number): { take(text: string): string; readonly left: number; readonly truncated: boolean } {
+  let left = Math.max(0, max);
+  let truncated = false;
+  return {
+    take(text: string): string {
+      const kept = truncate(text, left);
+      if (kept.length < text.length) {
+        truncated = true;
+        left = 0;
+      } else left -= kept.length;
+      return kept;
+    },
+    get left() {
+      return left;
+    },
+    get truncated() {
+      return truncated;
+    },
+  };
+}

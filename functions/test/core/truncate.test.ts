@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { conversationTitle, storedTurn } from "../../src/core/conversation.js";
-import { capInput, capOutput, RECORD_LIMITS } from "../../src/core/execution.js";
+import { capInput, capOutput, capToolCalls, RECORD_LIMITS } from "../../src/core/execution.js";
 import type { Message } from "../../src/core/messages.js";
 import { truncate } from "../../src/core/truncate.js";
 
@@ -39,6 +39,18 @@ describe("records keep well-formed text when they cap it", () => {
     const parts = input[0]!.content as { text: string }[];
     expect(parts[0]!.text).toBe("a".repeat(RECORD_LIMITS.inputChars - 1));
     expect(parts[1]!.text).toBe("");
+  });
+
+  it("capToolCalls: arguments cut inside a pair keep no half of it, and the calls after are emptied", () => {
+    const calls = [
+      { id: "c1", name: "f", arguments: `{"s":"${EMOJI}${EMOJI}"}` },
+      { id: "c2", name: "g", arguments: "{}" },
+    ];
+    // 6 units are left: `{"s":"` is 6, so the cut falls before the first emoji; 7 would split it.
+    const { toolCalls, truncated } = capToolCalls(calls, RECORD_LIMITS.outputChars - 7);
+    expect(truncated).toBe(true);
+    expect(toolCalls.map((c) => c.arguments)).toEqual(['{"s":"', ""]);
+    for (const c of toolCalls) expect(wellFormed(c.arguments)).toBe(true);
   });
 
   it("capOutput: an output cut inside a pair", () => {
