@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
+import { createMediaFetcher } from "../../src/adapters/media-fetcher.js";
+import { openAIModelClient } from "../../src/adapters/openai-model-client.js";
 import { catalog as productionCatalog } from "../../src/config/catalog.js";
 import { Catalog } from "../../src/core/catalog.js";
 import { conversationTitle, windowHistory, type StoredMessage } from "../../src/core/conversation.js";
 import { computeCost } from "../../src/core/cost.js";
-import { ExecutionError } from "../../src/core/errors.js";
 import type { Execution } from "../../src/core/execution.js";
 import type { MemoryExecutionStore } from "../../src/core/memory-stores.js";
-import type { MediaFetcher } from "../../src/core/ports.js";
 import { expectLedgerBalanced, provider, setup, useLocalProvider } from "../support/pipeline.js";
 
 /** Server-side conversations through the pipeline with the in-memory store (the Firestore one: conversations.emu.test.ts). */
@@ -181,15 +181,16 @@ describe("conversations", () => {
   it("fetches history images for a provider that needs the bytes; one that cannot be fetched becomes a note", async () => {
     const local = productionCatalog.provider("local")!;
     const needsBytes = new Catalog([{ ...local, fetchesUrls: [] }]);
+    // The real fetcher; only its transport is faked (it reaches public https hosts only): gone.png is gone after its first fetch.
     const fetched: string[] = [];
-    const media: MediaFetcher = {
-      refusal: () => undefined,
-      fetchAsDataUrl: async (url) => {
-        fetched.push(url);
-        if (url.includes("gone") && fetched.length > 2) throw new ExecutionError("validation", "not found");
-        return "data:image/png;base64,AQID";
-      },
-    };
+    const media = createMediaFetcher({
+      policy: () => ({ allowedHosts: ["firebasestorage.googleapis.com"] }),
+      fetch: (async (url: string | URL | Request) => {
+        fetched.push(String(url));
+        if (String(url).includes("gone") && fetched.filter((u) => u.includes("gone")).length > 1) return new Response("not found", { status: 404 });
+        return new Response(new Uint8Array([1, 2, 3]), { headers: { "content-type": "image/png" } });
+      }) as typeof fetch,
+    });
     const { run, logger } = setup({ catalog: needsBytes, deps: { media } });
     const gone = "https://firebasestorage.googleapis.com/v0/b/app/o/gone.png?alt=media";
     await run({ ...turn("look"), messages: [{ role: "user", content: [{ type: "image", url: IMAGE }, { type: "image", url: gone }] }] });
@@ -201,6 +202,27 @@ describe("conversations", () => {
       { type: "text", text: "[image sent earlier; it could not be fetched again]" },
     ]);
     expect(logger.entries.find((e) => e.message === "conversation.media_not_fetched")?.fields).toMatchObject({ images: 1 });
+  });
+
+  it("fetches history images only for the model that is called: none when the primary's provider fetches URLs itself", async () => {
+    const local = productionCatalog.provider("local")!;
+    const catalog = new Catalog([
+      { ...local, fetchesUrls: [] },
+      { ...local, id: "self-fetching", fetchesUrls: ["image"], models: [{ ...local.models.find((m) => m.id === "local-pro")!, id: "local-pro-fetches", upstreamId: "local-pro" }] },
+    ]);
+    const fetched: string[] = [];
+    const media = createMediaFetcher({
+      policy: () => ({ allowedHosts: ["firebasestorage.googleapis.com"] }),
+      fetch: (async (url: string | URL | Request) => {
+        fetched.push(String(url));
+        return new Response(new Uint8Array([1, 2, 3]), { headers: { "content-type": "image/png" } });
+      }) as typeof fetch,
+    });
+    const { run } = setup({ catalog, deps: { media, modelClient: (p) => openAIModelClient(p, { baseUrl: provider.current.url, apiKey: "" }) } });
+    await run({ ...turn("look"), model: "local-pro-fetches", messages: [{ role: "user", content: [{ type: "image", url: IMAGE }] }] });
+    const result = await run({ ...turn("again"), model: "local-pro-fetches", fallbackModels: ["local-mini"] });
+    expect(result.model).toBe("local-pro-fetches");
+    expect(fetched).toEqual([]); // the fallback would need the bytes, but it was never called
   });
 
   it("a turn that lost its hold is answered but not appended, and says so in a warning", async () => {

@@ -247,7 +247,7 @@ export async function runAttempts(
   }
 
   let succeeded: AttemptState | undefined;
-  const inline = mediaInliner(deps, execution.controller.signal);
+  const inline = mediaInliner(deps, execution.controller.signal, run.executionId);
   try {
     for (const [index, planned] of plan.candidates.entries()) {
       const client = deps.modelClient(planned.model.provider)!;

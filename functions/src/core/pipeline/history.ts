@@ -1,16 +1,16 @@
-import { renderHistory, unfetchedNote, windowHistory, type HistoryTarget, type StoredMessage } from "../conversation.js";
+import { renderHistory, windowHistory, type HistoryTarget, type StoredMessage } from "../conversation.js";
 import { inputTokensBound, worstCaseMicros, type ModelInput } from "../limits.js";
-import { MEDIA_LIMITS } from "../media.js";
-import { mediaParts, type Message } from "../messages.js";
+import { isHttpsUrl, MEDIA_LIMITS } from "../media.js";
+import { mediaParts } from "../messages.js";
 import type { ConversationTurn } from "../ports.js";
-import type { PipelineDeps, Plan } from "./types.js";
+import type { Plan } from "./types.js";
 
 /**
  * A conversation's turn: the stored messages that fit go in front of the new turn, for every
  * candidate model. Which ones is decided at admission, in the store's round (turnWindow), so
  * that the reservation counts exactly what is sent; each candidate then gets them as it can
  * take them (withHistory): media it cannot take, or that has no bound, as short notes, images
- * fetched for providers that need the bytes.
+ * listed to be fetched for providers that need the bytes.
  */
 
 /** What the new turn sends besides history: its messages, tools and response format. */
@@ -49,55 +49,20 @@ export function turnWindow(plan: Plan): ConversationTurn["window"] {
 
 /**
  * After admission: every candidate gets the window in front of its messages, as it can take
- * it. https images go to providers that fetch URLs as they are; for the others they are fetched
- * here (once each, in parallel, from allowed hosts only: deps.media), and one that cannot be
- * fetched is replaced by a note (the reservation counted whichever is longer). Never throws.
+ * it. https images go to providers that fetch URLs as they are; for the others they are
+ * listed in `historyInline`, and fetched with the turn's own media, for the candidate about
+ * to be called (media.ts), where one that cannot be fetched becomes a note.
  */
-export async function withHistory(
-  deps: PipelineDeps,
-  plan: Plan,
-  window: readonly StoredMessage[],
-  run: { executionId: string; signal?: AbortSignal },
-): Promise<Plan> {
+export function withHistory(plan: Plan, window: readonly StoredMessage[]): Plan {
   if (window.length === 0) return plan;
-  const targets = historyTargets(plan);
-  const rendered = targets.map(({ model, mediaSlots }) => renderHistory(window, model, mediaSlots).messages);
-  const needsBytes = targets.map(({ model }) => !(model.provider.fetchesUrls ?? []).includes("image"));
-  const urls = new Set<string>();
-  rendered.forEach((messages, k) => {
-    if (needsBytes[k]) for (const part of mediaParts(messages)) urls.add(part.url);
-  });
-  const fetched = new Map<string, string | undefined>();
-  const signal = run.signal ?? new AbortController().signal;
-  await Promise.all(
-    [...urls].map(async (url) => {
-      try {
-        fetched.set(url, deps.media ? await deps.media.fetchAsDataUrl(url, "image", signal) : undefined);
-      } catch {
-        fetched.set(url, undefined);
-      }
-    }),
-  );
-  const unfetched = [...fetched.values()].filter((v) => v === undefined).length;
-  if (unfetched > 0) deps.logger.warn("conversation.media_not_fetched", { executionId: run.executionId, images: unfetched });
   return {
     ...plan,
-    candidates: plan.candidates.map((candidate, k) => ({
-      ...candidate,
-      messages: [...(needsBytes[k] && urls.size > 0 ? inlined(rendered[k]!, fetched) : rendered[k]!), ...candidate.messages],
-    })),
+    candidates: historyTargets(plan).map(({ model, mediaSlots }, k) => {
+      const candidate = plan.candidates[k]!;
+      const history = renderHistory(window, model, mediaSlots).messages;
+      const needsBytes = !(model.provider.fetchesUrls ?? []).includes("image");
+      const historyInline = needsBytes ? mediaParts(history).filter((part) => isHttpsUrl(part.url)) : [];
+      return { ...candidate, messages: [...history, ...candidate.messages], ...(historyInline.length > 0 ? { historyInline } : {}) };
+    }),
   };
-}
-
-/** Images as the data URLs fetched for them, or a note where none could be. */
-function inlined(messages: Message[], fetched: ReadonlyMap<string, string | undefined>): Message[] {
-  return messages.map((message) => {
-    if (typeof message.content === "string" || message.content === null || message.role === "tool") return message;
-    const content = message.content.map((part) => {
-      if (part.type !== "image") return part;
-      const dataUrl = fetched.get(part.url);
-      return dataUrl === undefined ? unfetchedNote() : { ...part, url: dataUrl };
-    });
-    return { ...message, content } as Message;
-  });
 }

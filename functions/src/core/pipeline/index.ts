@@ -42,7 +42,7 @@ export async function executePrompt(deps: PipelineDeps, input: unknown, options:
   if (admitted.kind === "replay") return replay(admitted.execution, options);
 
   const { running } = admitted;
-  const sending = await withHistory(deps, plan, admitted.history, { executionId: id, ...(options.signal ? { signal: options.signal } : {}) });
+  const sending = withHistory(plan, admitted.history);
   const outcome = await runAttempts(deps, sending, { executionId: id, startedAt, clock, signal: options.signal ?? new AbortController().signal, options });
   return settleExecution(deps, plan, outcome, { uid: options.uid, running, ticket: admitted.ticket, startedAt, clock });
 }

@@ -1,4 +1,5 @@
 import type { ResolvedModel } from "../catalog.js";
+import { unfetchedNote } from "../conversation.js";
 import { ExecutionError } from "../errors.js";
 import { isHttpsUrl, MEDIA_LIMITS, parseDataUrl } from "../media.js";
 import { mapMediaUrls, mediaKind, type MediaPart, type Message } from "../messages.js";
@@ -61,9 +62,10 @@ function refusal(error: unknown, url: string, messages: readonly Message[]): Exe
  * The messages for a candidate, its `inline` media fetched and put in as data URLs. Each URL
  * is fetched once per execution (a fallback that needs it too reuses it), in parallel, and
  * all of them together at most MEDIA_LIMITS.fetchedBytes. A failure is a validation error
- * naming the part (that candidate cannot be called; attempts.ts moves on to the next).
+ * naming the part (that candidate cannot be called; attempts.ts moves on to the next); a
+ * history image (`historyInline`) that cannot be fetched becomes a note instead.
  */
-export function mediaInliner(deps: PipelineDeps, signal: AbortSignal): (candidate: Candidate) => Promise<Message[]> {
+export function mediaInliner(deps: PipelineDeps, signal: AbortSignal, executionId: string): (candidate: Candidate) => Promise<Message[]> {
   const fetched = new Map<string, Promise<string>>();
   let total = 0;
   const fetchOnce = (part: MediaPart): Promise<string> => {
@@ -76,15 +78,17 @@ export function mediaInliner(deps: PipelineDeps, signal: AbortSignal): (candidat
         if (total > MEDIA_LIMITS.fetchedBytes) throw new ExecutionError("validation", `the media URLs of one request may hold at most ${MEDIA_LIMITS.fetchedBytes} bytes in all`);
         return dataUrl;
       })();
+      pending.catch(() => {}); // awaited below; a history image's failure is not an error
       fetched.set(part.url, pending);
     }
     return pending;
   };
   return async (candidate) => {
-    if (!candidate.inline) return candidate.messages;
+    if (!candidate.inline && !candidate.historyInline) return candidate.messages;
     const urls = new Map<string, string>();
-    await Promise.all(
-      candidate.inline.map(async (part) => {
+    const unfetched = new Set<string>();
+    await Promise.all([
+      ...(candidate.inline ?? []).map(async (part) => {
         try {
           urls.set(part.url, await fetchOnce(part));
         } catch (error) {
@@ -92,7 +96,26 @@ export function mediaInliner(deps: PipelineDeps, signal: AbortSignal): (candidat
           throw refusal(error, part.url, candidate.messages);
         }
       }),
-    );
-    return mapMediaUrls(candidate.messages, (part) => urls.get(part.url) ?? part.url);
+      ...(candidate.historyInline ?? []).map(async (part) => {
+        try {
+          urls.set(part.url, await fetchOnce(part));
+        } catch {
+          if (signal.aborted) throw signal.reason;
+          unfetched.add(part.url);
+        }
+      }),
+    ]);
+    if (unfetched.size > 0) deps.logger.warn("conversation.media_not_fetched", { executionId, images: unfetched.size });
+    const messages = unfetched.size > 0 ? withNotes(candidate.messages, unfetched) : candidate.messages;
+    return mapMediaUrls(messages, (part) => urls.get(part.url) ?? part.url);
   };
+}
+
+/** History images that could not be fetched, as a note in their place. */
+function withNotes(messages: Message[], unfetched: ReadonlySet<string>): Message[] {
+  return messages.map((message) => {
+    if (typeof message.content === "string" || message.content === null || message.role === "tool") return message;
+    const content = message.content.map((part) => (part.type === "image" && unfetched.has(part.url) ? unfetchedNote() : part));
+    return { ...message, content } as Message;
+  });
 }

@@ -71,8 +71,10 @@ export interface ExecuteOptions {
 export interface Candidate {
   model: ResolvedModel;
   messages: Message[];
-  /** https media its provider cannot fetch itself: fetched by us and sent as data URLs (attempts.ts). */
+  /** https media its provider cannot fetch itself: fetched by us and sent as data URLs (media.ts). */
   inline?: MediaPart[];
+  /** The same for images in a conversation's history (history.ts): one that cannot be fetched becomes a note. */
+  historyInline?: MediaPart[];
 }
 
 /** Everything decided before anything is recorded (plan.ts). */
