@@ -294,18 +294,11 @@ export async function runAttempts(
 
   // A speculative start's output is released only after admission: the caller waits for that
   // before settling, so here the answer is complete, and still held when admission is slow.
+  // (The release's own handler, registered first, has already passed on what was held.)
   if (!released) await run.release;
   const finalState = succeeded ?? committed ?? last;
-  if (succeeded && streaming && !committed && !discarded) {
-    if (holding?.state === succeeded) {
-      const { sends } = holding;
-      holding = undefined;
-      commit(succeeded);
-      for (const send of sends) send();
-    } else {
-      commit(succeeded); // an empty answer still gets its start chunk, from the model that gave it
-    }
-  }
+  // An answer with no output still gets its start chunk, from the model that gave it.
+  if (succeeded && streaming && !committed && !discarded) commit(succeeded);
   if (finalState) outcome.final = finalState.output();
   return outcome;
 }
