@@ -1,5 +1,5 @@
 import type { Response } from "express";
-import { TEXT_ONLY, type Catalog } from "../core/catalog.js";
+import { openAIParamName, TEXT_ONLY, type Catalog } from "../core/catalog.js";
 import { classifyError } from "../core/errors.js";
 import { errorResponse } from "../core/openai-wire.js";
 
@@ -53,7 +53,7 @@ export function listModels(res: Response, catalog: Catalog, isConfigured: (provi
             tools: capabilities.tools,
             structuredOutput: capabilities.structuredOutput,
             // In OpenAI's names: what a request to this model must not set.
-            ...(capabilities.unsupportedParams ? { unsupportedParams: capabilities.unsupportedParams.map((p) => p.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)) } : {}),
+            ...(capabilities.unsupportedParams ? { unsupportedParams: capabilities.unsupportedParams.map(openAIParamName) } : {}),
             contextWindow: spec.contextWindow,
             maxOutputTokens: spec.maxOutputTokens,
           },

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import type * as zod from "zod";
-import type { ModelSpec, ProviderSpec } from "../core/catalog.js";
+import { SAMPLING_PARAMS, type ModelSpec, type ProviderSpec } from "../core/catalog.js";
 
 /**
  * `functions/catalog.json`: models and OpenAI-compatible providers added (or changed) by
@@ -46,7 +46,7 @@ function schemaOf({ z }: Zod) {
         tools: z.boolean(),
         structuredOutput: z.boolean(),
         reasoning: z.boolean().optional(),
-        unsupportedParams: z.array(z.enum(["temperature", "topP", "stop", "seed", "presencePenalty", "frequencyPenalty"])).optional(),
+        unsupportedParams: z.array(z.enum(SAMPLING_PARAMS)).optional(),
       })
       .optional(),
     imageTokens: z.number().int().min(1).optional(),

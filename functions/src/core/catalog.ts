@@ -35,7 +35,13 @@ export interface ModelCapabilities {
 }
 
 /** Generation params that some models do not take. */
-export type SamplingParam = "temperature" | "topP" | "stop" | "seed" | "presencePenalty" | "frequencyPenalty";
+export const SAMPLING_PARAMS = ["temperature", "topP", "stop", "seed", "presencePenalty", "frequencyPenalty"] as const;
+export type SamplingParam = (typeof SAMPLING_PARAMS)[number];
+
+/** A param's name as OpenAI's request spells it (`presencePenalty` → `presence_penalty`). */
+export function openAIParamName(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
 
 export const TEXT_ONLY: ModelCapabilities = { input: ["text"], tools: false, structuredOutput: false };
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { openAIParamName } from "./catalog.js";
 import { ExecutionError } from "./errors.js";
 import { normalizeMimeType, parseDataUrl } from "./media.js";
 import type { Message, Part, ResponseFormat, ToolChoice, ToolSpec } from "./messages.js";
@@ -158,7 +159,7 @@ function formatDotted(path: readonly PropertyKey[]): string {
 
 /** The pipeline's field names (the callable's) that differ in OpenAI's request, first match wins. */
 const OPENAI_FIELDS: [RegExp, (...groups: string[]) => string][] = [
-  [/^params\.([A-Za-z]+)/, (name) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)],
+  [/^params\.([A-Za-z]+)/, (name) => openAIParamName(name)],
   [/^responseFormat\.schema/, () => "response_format.json_schema.schema"],
   [/^responseFormat/, () => "response_format"],
   [/^toolChoice/, () => "tool_choice"],

@@ -1,4 +1,4 @@
-import type { ResolvedModel, SamplingParam } from "../catalog.js";
+import { SAMPLING_PARAMS, type ResolvedModel, type SamplingParam } from "../catalog.js";
 import { ExecutionError } from "../errors.js";
 import { schemaProblem } from "../json-output.js";
 import { planMedia } from "./media.js";
@@ -94,8 +94,6 @@ interface Needs {
   tools?: string;
   structuredOutput?: string;
 }
-
-const SAMPLING_PARAMS: readonly SamplingParam[] = ["temperature", "topP", "stop", "seed", "presencePenalty", "frequencyPenalty"];
 
 function requiredCapabilities(request: ExecuteRequest, messages: readonly Message[], params: GenerationParams): Needs {
   const needs: Needs = { input: new Map(), params: SAMPLING_PARAMS.filter((name) => params[name] !== undefined) };
