@@ -179,7 +179,7 @@ describe("the example web app in Chromium", { timeout: 120_000 }, () => {
   it("Stop aborts the stream and cancels the execution: its record ends cancelled with the partial answer", async () => {
     const page = await openApp();
     await signInAnonymously(page);
-    await send(page, "Tell me a long story", "local-mini+deltas=600,interval=100"); // a minute of words
+    await send(page, "Tell me a long story", "local-mini+deltas=500,interval=100"); // 50 s of words
     await until(page, "#answer", /^alpha bravo charlie delta /);
     await page.click("#stop");
     await until(page, "#status", "Stopped: the execution ended cancelled.");

@@ -6,7 +6,7 @@ const run = Math.random().toString(36).slice(2, 10);
 /** Local-provider scenarios (docs/local-provider.md): model id suffixes that give slow streams and faults. */
 const SCENARIOS: { id: string; label: string }[] = [
   { id: "local-mini+interval=150", label: "local-mini, streamed slowly (a word every 150 ms)" },
-  { id: "local-mini+deltas=600,interval=100", label: "local-mini, a long slow answer (1 min): try Stop" },
+  { id: "local-mini+deltas=500,interval=100", label: "local-mini, a long slow answer (50 s): try Stop" },
   { id: "local-mini+latency=15000", label: "local-mini, slow to start (15 s before the first token)" },
   { id: `local-mini+fail=server,times=4,key=web-${run}`, label: "local-mini, fails its first 4 calls, then answers: try Retry" },
   { id: "local-mini+fail=unavailable", label: "local-mini, provider down (503, retryable)" },

@@ -12,7 +12,7 @@ import { abortLocal, deliverCancel, INSTANCE_ID } from "./in-flight.js";
 /**
  * Cancelling an execution from any device or instance (API.md, "Cancelling"). Every
  * `running` record names the instance that runs it; `cancelExecution` writes a request to
- * `instances/{instance}/cancels/{uid}:{executionId}`, and each instance listens to its own
+ * `instances/{instance}/cancels/{uid}:{executionId}:{run}` (run: the record's createdAt in ms), and each instance listens to its own
  * requests with one Firestore listener (started on its first execution, not one per
  * execution), and aborts the execution: the upstream request stops and the pipeline records
  * `cancelled` with what was produced, its usage and cost.

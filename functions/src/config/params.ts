@@ -149,7 +149,7 @@ export const PROVIDER_FUNCTION_TIMEOUT_SECONDS = 300;
 
 /**
  * Executions one instance of executePrompt or api runs at once. I/O bound: measured (docs/
- * benchmarks.md) 256 concurrent streams in 192 MiB and 512 in 224 MiB with nothing lost, on
+ * benchmarks.md) 256 concurrent streams in 171–181 MiB and 512 in 197–208 MiB with nothing lost, on
  * 2 shared cores; 160 leaves half of the 512 MiB and of one vCPU to spare.
  */
 export const PROVIDER_CONCURRENCY = 160;
