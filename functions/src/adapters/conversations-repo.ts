@@ -3,6 +3,7 @@ import { checkTurnFree, CONVERSATION_LIMITS, newConversation, storedBytes, syste
 import { ExecutionError } from "../core/errors.js";
 import type { RecordedMessage } from "../core/execution.js";
 import type { ConversationTurn } from "../core/ports.js";
+import { untilCommitted } from "./optimistic.js";
 
 /**
  * Conversations in Firestore (docs/data-model.md):
@@ -204,7 +205,7 @@ const DELETE_HOLD_MS = 60_000;
 export async function deleteConversation(firestore: Firestore, uid: string, id: string): Promise<{ conversationId: string; deletedMessages: number }> {
   const ref = firestore.doc(conversationPaths.conversation(uid, id));
   const holder = `delete-${Math.random().toString(36).slice(2, 12)}`;
-  for (let attempt = 1; ; attempt++) {
+  await untilCommitted(async () => {
     const snapshot = await ref.get();
     const doc = conversationFromSnapshot(snapshot);
     if (!doc) throw new ExecutionError("not_found", `conversationId: you have no conversation "${id}".`);
@@ -215,14 +216,9 @@ export async function deleteConversation(firestore: Firestore, uid: string, id: 
       const message = doc.deleting ? "This conversation is already being deleted." : "A turn of this conversation is running; delete it when the turn has finished.";
       throw new ExecutionError("in_progress", message, { retryAfterMs: 1_000 });
     }
-    try {
-      await ref.update({ activeExecutionId: holder, activeUntil: now + DELETE_HOLD_MS, deleting: true }, { lastUpdateTime: snapshot.updateTime! });
-      break;
-    } catch (error) {
-      // A turn was admitted (or settled) since the read: look again.
-      if ((error as { code?: unknown }).code !== 9 || attempt >= 5) throw error;
-    }
-  }
+    // A turn admitted (or settled) since the read fails the precondition: look again.
+    await ref.update({ activeExecutionId: holder, activeUntil: now + DELETE_HOLD_MS, deleting: true }, { lastUpdateTime: snapshot.updateTime! });
+  });
   let deleted = 0;
   for (;;) {
     const page = await firestore.collection(conversationPaths.messages(uid, id)).limit(CONVERSATION_LIMITS.deleteBatch).get();

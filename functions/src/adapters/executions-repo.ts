@@ -9,6 +9,7 @@ import type { Admission, AdmissionRequest, AdmissionTicket, ExecutionStore, Fini
 import { systemClock } from "../core/ports.js";
 import { conversationFromSnapshot, conversationPaths, holdConversation, loadHistory, loadMessage, settleConversation } from "./conversations-repo.js";
 import { firestoreGlobalTotals, globalPaths, microsOf } from "./global-ledger-repo.js";
+import { lostRace, ReadAgain, untilCommitted } from "./optimistic.js";
 import { accountFromLanes, laneCountOf, LaneCounts, laneFromSnapshot, lanesToRead, reservationsOf, userPaths } from "./user-state-repo.js";
 
 export { accountFromSnapshots } from "./user-state-repo.js";
@@ -31,34 +32,6 @@ export const paths = {
 /** Day documents of the ledger are deleted by TTL after this long; month documents are kept. */
 const DAY_LEDGER_TTL_MS = 400 * 86_400_000;
 
-/** Rounds of read-then-commit before giving up; a burst of one user's requests settles well within this. */
-const OPTIMISTIC_ATTEMPTS = 50;
-
-/** gRPC codes of a commit whose precondition another writer invalidated: FAILED_PRECONDITION, ALREADY_EXISTS, ABORTED. */
-function lostRace(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return code === 9 || code === 6 || code === 10;
-}
-
-/** Thrown inside a round when the lanes read were not the user's lanes: read again. */
-class LanesChanged extends Error {
-  readonly code = 10;
-}
-
-/**
- * Runs `round` (read, decide, commit with preconditions) until a commit goes through, reading
- * again after a few jittered milliseconds whenever another writer got there first.
- */
-async function untilCommitted<T>(round: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await round();
-    } catch (error) {
-      if (!lostRace(error) || attempt >= OPTIMISTIC_ATTEMPTS) throw error;
-      if (!(error instanceof LanesChanged)) await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
-    }
-  }
-}
 
 type Db = () => Promise<Firestore>;
 type FieldValues = typeof FieldValue;
@@ -188,7 +161,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
     const batch = firestore.batch();
     batch.update(recordRef, { prior: settled }, { lastUpdateTime: current.updateTime ?? version });
     const at = execution.completedAt?.getTime() ?? Date.now();
-    addToLedger(batch, firestore, FV, { uid, lane: ticket.lane ?? 0, delta, time: at, shard: ticket.globalShard ?? randomIndex(options.globalShards) });
+    addToLedger(batch, firestore, FV, { uid, lane: ticket.lane ?? 0, delta, time: at, shard: ticket.globalShard ?? nextShard() });
     await batch.commit();
   }
 
@@ -241,7 +214,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         const laneSnaps = snapshots.slice(0, laneCount);
         if (lanesToRead(laneSnaps[0]!, month) !== laneCount) {
           lanes.set(uid, lanesToRead(laneSnaps[0]!, month));
-          throw new LanesChanged("the user's lanes changed");
+          throw new ReadAgain("the user's lanes changed");
         }
         const monthSnaps = snapshots.slice(laneCount, 2 * laneCount);
         const existingSnap = execution.requestId ? snapshots[2 * laneCount] : undefined;
@@ -369,7 +342,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
         const month = usagePeriods(now).month;
         if (lanesToRead(laneSnaps[0]!, month) !== laneCount) {
           lanes.set(uid, lanesToRead(laneSnaps[0]!, month));
-          throw new LanesChanged("the user's lanes changed");
+          throw new ReadAgain("the user's lanes changed");
         }
         const records = snapshots.slice(laneCount);
         const batch = firestore.batch();
@@ -398,7 +371,7 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
     },
 
     async recordUnadmitted(uid: string, execution: Execution): Promise<void> {
-      await recordUnadmitted(await db(), await fieldValues(), addToLedger, options.globalShards, uid, execution);
+      await recordUnadmitted(await db(), await fieldValues(), addToLedger, nextShard(), uid, execution);
     },
 
     /**
@@ -499,20 +472,20 @@ export function firestoreExecutionStore(db: Db, options: StoreOptions): Firestor
 /**
  * An execution that called a provider without being admitted (a speculative start that
  * admission refused): its record and its cost in the ledger, one commit. `create`, so that a
- * repeat changes nothing; no lane is written (nothing was reserved). Appended to the store by
- * firestoreExecutionStore below.
+ * repeat changes nothing; no lane is written (nothing was reserved). Called by the store's
+ * `recordUnadmitted` (firestoreExecutionStore above), which chooses the ledger shard.
  */
 async function recordUnadmitted(
   firestore: Firestore,
   FV: FieldValues,
   addToLedger: (batch: WriteBatch, firestore: Firestore, FV: FieldValues, at: { uid: string; lane: number; delta: UsageTotals; time: number; shard: number }) => void,
-  shards: number,
+  shard: number,
   uid: string,
   execution: Execution,
 ): Promise<void> {
   const batch = firestore.batch();
   batch.create(firestore.doc(paths.execution(uid, execution.id)), toDoc(execution));
-  addToLedger(batch, firestore, FV, { uid, lane: 0, delta: usageDelta(execution), time: execution.completedAt?.getTime() ?? Date.now(), shard: Math.floor(Math.random() * shards) });
+  addToLedger(batch, firestore, FV, { uid, lane: 0, delta: usageDelta(execution), time: execution.completedAt?.getTime() ?? Date.now(), shard });
   try {
     await batch.commit();
   } catch (error) {

@@ -3,6 +3,7 @@ import { EMPTY_TOTALS } from "../core/ledger.js";
 import { lanesFor, usagePeriods } from "../core/limits.js";
 import type { BudgetWriter, LimitsWriter, UsageReader } from "../core/usage-report.js";
 import { accountFromLanes, addTotals, lanesToRead, totalsOf, userPaths } from "./user-state-repo.js";
+import { untilCommitted } from "./optimistic.js";
 
 export function firestoreUsageRepo(db: () => Promise<Firestore>): UsageReader & BudgetWriter & LimitsWriter {
   return {
@@ -38,7 +39,7 @@ export function firestoreUsageRepo(db: () => Promise<Firestore>): UsageReader & 
       const { FieldValue } = await import("firebase-admin/firestore");
       const value = (v: number | null) => (v === null ? FieldValue.delete() : v);
       const ref = firestore.doc(userPaths.lane(uid, 0));
-      for (let attempt = 1; ; attempt++) {
+      await untilCommitted(async () => {
         const now = new Date();
         const { month } = usagePeriods(now.getTime());
         const lane0 = await ref.get();
@@ -49,16 +50,10 @@ export function firestoreUsageRepo(db: () => Promise<Firestore>): UsageReader & 
           limitsUpdatedAt: now,
           ...(lanes > 1 ? { lanesUsed: { month, lanes } } : {}),
         };
-        try {
-          if (!lane0.exists) await ref.create(fields);
-          else await ref.update({ perMinute: value(limits.perMinute), maxConcurrent: value(limits.maxConcurrent), ...fields }, { lastUpdateTime: lane0.updateTime! });
-          return;
-        } catch (error) {
-          const code = (error as { code?: unknown }).code;
-          if ((code !== 9 && code !== 6) || attempt >= 20) throw error; // FAILED_PRECONDITION, ALREADY_EXISTS: written meanwhile
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
-        }
-      }
+        // Preconditions: written meanwhile (created, or updated since the read) → read again.
+        if (!lane0.exists) await ref.create(fields);
+        else await ref.update({ perMinute: value(limits.perMinute), maxConcurrent: value(limits.maxConcurrent), ...fields }, { lastUpdateTime: lane0.updateTime! });
+      });
     },
   };
 }
