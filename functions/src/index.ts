@@ -3,6 +3,7 @@ import { onSchedule } from "firebase-functions/scheduler";
 import { setGlobalOptions } from "firebase-functions/options";
 import {
   appCheckReplayProtection,
+  appCheckReplayProtectionAtLoad,
   corsOrigins,
   enforceAppCheck,
   maxRequestTimeoutMs,
@@ -84,10 +85,7 @@ export const api = onRequest(
 /** Executes a prompt; streams with `.stream()` (API.md, "executePrompt"). */
 export const executePrompt = guardCallableWire(
   onCall(
-    // A plain boolean read when the runtime loads this module, where params are in the
-    // environment: a param expression here would be evaluated (with a warning) when
-    // firebase-tools lists the functions too.
-    { ...providerCalling, consumeAppCheckToken: process.env.APP_CHECK_REPLAY_PROTECTION === "true" },
+    { ...providerCalling, consumeAppCheckToken: appCheckReplayProtectionAtLoad() },
     loadOnFirstCall(async () => {
       const [{ createExecutePromptHandler }, { productionDeps, productionCancels }] = await Promise.all([
         import("./adapters/execute-prompt-callable.js"),
@@ -180,15 +178,16 @@ export const setUserLimits = guardCallableWire(
 
 /** Closes executions whose instance died, for users who send nothing more (docs/operations.md). */
 export const sweepAbandoned = onSchedule({ schedule: "every 10 minutes", ...bookkeeping, timeoutSeconds: 300 }, async () => {
-  const [{ sweepAbandonedExecutions }, { productionStore }, { cloudLogger }] = await Promise.all([
+  const [{ sweepAbandonedExecutions }, { productionStore }, { cloudLogger }, { reservationLifetimeMs }] = await Promise.all([
     import("./adapters/sweeper.js"),
     pipelineDeps(),
     import("./adapters/logger.js"),
+    import("./core/pipeline/settle.js"),
   ]);
   await sweepAbandonedExecutions(firestore, productionStore(), {
     now: Date.now(),
-    // A reservation lasts the function's whole timeout plus the grace (core/pipeline/admit.ts).
-    olderThanMs: Math.max(maxRequestTimeoutMs.value(), PROVIDER_FUNCTION_TIMEOUT_SECONDS * 1_000) + reservationGraceMs.value(),
+    // Older than the longest a reservation lasts (the longest request's, core/pipeline/admit.ts).
+    olderThanMs: reservationLifetimeMs(maxRequestTimeoutMs.value(), PROVIDER_FUNCTION_TIMEOUT_SECONDS * 1_000, reservationGraceMs.value()),
     logger: cloudLogger,
   });
 });

@@ -46,19 +46,26 @@ export function newExecutionId(): string {
   return id;
 }
 
-let cachedSettings: { at: number; settings: PipelineSettings } | undefined;
-
 /**
- * The pipeline's settings from the params. Params are fixed for an instance's life (they
- * come from its environment), so they are read once a second at most rather than on every
- * request, where reading and parsing fifteen of them was measured.
+ * `read`, called again at most once a second. Params and keys come from the environment, which
+ * changes only where a test sets process.env; reading and parsing them on every request was
+ * measured, so an instance reads them once a second instead.
  */
-export function settingsFromParams(): PipelineSettings {
-  const now = Date.now();
-  if (cachedSettings && now - cachedSettings.at < 1_000) return cachedSettings.settings;
-  cachedSettings = { at: now, settings: readSettings() };
-  return cachedSettings.settings;
+function everySecond<T>(read: () => T): () => T {
+  let at = Number.NEGATIVE_INFINITY;
+  let value: T;
+  return () => {
+    const now = Date.now();
+    if (now - at >= 1_000) {
+      value = read();
+      at = now;
+    }
+    return value;
+  };
 }
+
+/** The pipeline's settings from the params (read once a second). */
+export const settingsFromParams: () => PipelineSettings = everySecond(() => readSettings());
 
 function readSettings(): PipelineSettings {
   const defaultModel = resolveDefaultModelId();
@@ -79,16 +86,14 @@ function readSettings(): PipelineSettings {
   };
 }
 
-/** Clients per provider, remade only when its URL or key changes (secrets can rotate between requests). */
+/** Clients per provider, remade only when its URL or key changes (both read once a second). */
 function modelClients(): (provider: ProviderSpec) => ModelClient | undefined {
   const cache = new Map<string, { signature: string; client: ModelClient }>();
-  // Keys and URLs come from the environment, fixed for an instance's life; reading it per call was measured.
-  const connections = new Map<string, { at: number; connection: ReturnType<typeof providerConnection> }>();
+  const connections = new Map<string, () => ReturnType<typeof providerConnection>>();
   return (provider) => {
-    const now = Date.now();
-    let known = connections.get(provider.id);
-    if (!known || now - known.at >= 1_000) connections.set(provider.id, (known = { at: now, connection: providerConnection(provider) }));
-    const { connection } = known;
+    let connectionOf = connections.get(provider.id);
+    if (!connectionOf) connections.set(provider.id, (connectionOf = everySecond(() => providerConnection(provider))));
+    const connection = connectionOf();
     if (!connection) return undefined;
     const signature = `${connection.baseUrl}\n${connection.apiKey}`;
     const cached = cache.get(provider.id);
@@ -115,12 +120,12 @@ export function productionDeps(): PipelineDeps {
     modelClient: modelClients(),
     executions: productionStore(),
     prompts: firestorePromptStore(firestore),
-    media: createMediaFetcher({ policy: () => ({ allowedHosts: mediaUrlHosts.value() }) }),
+    media: createMediaFetcher({ policy: everySecond(() => ({ allowedHosts: mediaUrlHosts.value() })) }),
     settings: settingsFromParams,
     newId: newExecutionId,
     logger: cloudLogger,
     // One per instance: what this instance knows about its users' room (core/pipeline/speculation.ts).
-    speculation: new SpeculationGate(undefined, () => speculativeStart.value()),
+    speculation: new SpeculationGate(undefined, everySecond(() => speculativeStart.value())),
   };
   return deps;
 }

@@ -83,6 +83,12 @@ const appCheckReplayProtectionParam = defineBoolean("APP_CHECK_REPLAY_PROTECTION
   description: "Consume App Check tokens (limited-use tokens) on executePrompt and /v1: a replayed token is refused.",
 });
 export const appCheckReplayProtection = tunable("APP_CHECK_REPLAY_PROTECTION", false, appCheckReplayProtectionParam);
+/**
+ * The same, for the callable's options, which are read when the runtime loads the module: a
+ * plain environment read, since a param's `.value()` there would also run (with a warning)
+ * when firebase-tools loads the functions to list them.
+ */
+export const appCheckReplayProtectionAtLoad = (): boolean => process.env.APP_CHECK_REPLAY_PROTECTION === "true";
 export const readinessPublic = boolean(
   "READINESS_PUBLIC",
   false,

@@ -6,7 +6,7 @@ import { worstCaseMicros, type Headroom } from "../limits.js";
 import type { AdmissionTicket, ConversationTurn } from "../ports.js";
 import { modelInputOf, turnWindow } from "./history.js";
 import { describeCause } from "./log.js";
-import { DEFAULT_FUNCTION_TIMEOUT_MS } from "./settle.js";
+import { reservationLifetimeMs } from "./settle.js";
 import type { PipelineDeps, Plan } from "./types.js";
 
 export type Admitted =
@@ -69,9 +69,7 @@ export async function admitExecution(
       execution: running,
       reserveMicros,
       ...(conversation ? { conversation } : {}),
-      // Settlement is retried until the function's own deadline (settle.ts), whatever the request's
-      // time limit: the reservation must outlive it, or a repeat could reclaim a run still settling.
-      expireAt: startedAt + Math.max(plan.timeLimitMs, settings.functionTimeoutMs ?? DEFAULT_FUNCTION_TIMEOUT_MS) + settings.limits.reservationGraceMs,
+      expireAt: startedAt + reservationLifetimeMs(plan.timeLimitMs, settings.functionTimeoutMs, settings.limits.reservationGraceMs),
       limits: settings.limits,
       now: startedAt,
     });

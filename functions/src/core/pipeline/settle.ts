@@ -14,6 +14,15 @@ import type { PipelineDeps, Plan } from "./types.js";
 
 /** Cloud Functions' timeoutSeconds for the provider-calling functions (index.ts), when settings do not say. */
 export const DEFAULT_FUNCTION_TIMEOUT_MS = 300_000;
+
+/**
+ * How long an admission's reservation lasts: settlement is retried until the function's own
+ * deadline, whatever the request's time limit, so the reservation must outlive both (or a
+ * repeat could reclaim a run still settling), plus the grace. The sweeper closes records older.
+ */
+export function reservationLifetimeMs(timeLimitMs: number, functionTimeoutMs: number | undefined, graceMs: number): number {
+  return Math.max(timeLimitMs, functionTimeoutMs ?? DEFAULT_FUNCTION_TIMEOUT_MS) + graceMs;
+}
 /** Left for the response itself after the last settlement try. */
 const RESPONSE_MARGIN_MS = 5_000;
 /** One settlement commit that takes longer is tried again (settlement is idempotent). */
