@@ -68,6 +68,8 @@ export function nodeFetch(input: string | URL | Request, init: RequestInit = {},
   const secure = url.protocol === "https:";
   const body = init.body;
   if (body !== undefined && body !== null && typeof body !== "string") {
+    // Never around `via`: the platform's fetch would connect without its checks.
+    if (via) return Promise.reject(new TypeError("nodeFetch sends only string bodies through its own agents"));
     // The SDK sends JSON strings for chat completions; anything else goes through the platform's fetch.
     return fetch(input, init);
   }
@@ -78,7 +80,15 @@ export function nodeFetch(input: string | URL | Request, init: RequestInit = {},
       agent: (secure ? via?.https : via?.http) ?? agents[secure ? "https:" : "http:"],
       ...(init.signal ? { signal: init.signal } : {}),
     };
-    const request = (secure ? httpsRequest : httpRequest)(url, options, (message) => resolve(new NodeResponse(url.href, message) as unknown as Response));
+    const request = (secure ? httpsRequest : httpRequest)(url, options, (message) => {
+      try {
+        resolve(new NodeResponse(url.href, message) as unknown as Response);
+      } catch (error) {
+        // A header `Headers` refuses: the request fails, the process does not.
+        message.destroy();
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
     request.on("error", reject);
     request.end(body ?? undefined);
   });
