@@ -10,6 +10,7 @@ import type * as FirestoreModule from "../../functions/src/adapters/firestore.js
 import type * as HttpApi from "../../functions/src/adapters/http-api.js";
 import type * as OpenAIApi from "../../functions/src/adapters/openai-api.js";
 import type * as PipelineDeps from "../../functions/src/adapters/pipeline-deps.js";
+import type * as Params from "../../functions/src/config/params.js";
 import type * as MemoryStores from "../../functions/src/core/memory-stores.js";
 import { deployedFunctions, startFunctionsHost, type HostedFunctions } from "../functions-host.js";
 
@@ -24,6 +25,7 @@ const [
   { MemoryExecutionStore, MemoryPromptStore },
   { adminApp },
   { chatCompletions },
+  { PROVIDER_CONCURRENCY, PROVIDER_FUNCTION_TIMEOUT_SECONDS },
 ] = await Promise.all([
     lib<typeof Auth>("adapters/auth.js"),
     lib<typeof Callable>("adapters/execute-prompt-callable.js"),
@@ -33,6 +35,7 @@ const [
     lib<typeof MemoryStores>("core/memory-stores.js"),
     lib<typeof AdminApp>("adapters/admin-app.js"),
     lib<typeof OpenAIApi>("adapters/openai-api.js"),
+    lib<typeof Params>("config/params.js"),
   ]);
 
 /**
@@ -45,6 +48,8 @@ const [
 
 const mode = process.env.BENCH_STORES === "firestore" ? "firestore" : "memory";
 const counters = { getAlls: 0, docsRead: 0, commits: 0, docsWritten: 0, queries: 0, queryDocsRead: 0 };
+/** What the host counts of its Firestore traffic (GET /__bench). */
+export type FirestoreCounters = typeof counters;
 
 /** Counts what the stores ask of Firestore: getAll and batches, and queries (a conversation's history). */
 async function instrumentFirestore(): Promise<void> {
@@ -96,7 +101,8 @@ async function memoryFunctions(): Promise<HostedFunctions> {
       limits: { perMinute: Number(process.env.RATE_LIMIT_PER_MINUTE ?? 1_000), maxConcurrent: 1_000, defaultMonthlyBudgetUsd: null, globalMonthlyBudgetUsd: null, globalShards: 20, reservationGraceMs: 90_000 },
     }),
   };
-  const options = { cpu: 1, memory: "512MiB", concurrency: 80, timeoutSeconds: 300 } as const;
+  // As index.ts deploys executePrompt and api.
+  const options = { cpu: 1, memory: "512MiB", concurrency: PROVIDER_CONCURRENCY, timeoutSeconds: PROVIDER_FUNCTION_TIMEOUT_SECONDS } as const;
   return {
     executePrompt: onCall(options, createExecutePromptHandler({ deps: () => deps, enforceAppCheck: () => false })),
     api: onRequest(

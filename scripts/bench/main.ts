@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
+import type { SpeculationStats } from "../../functions/src/core/pipeline/speculation.js";
+import type { FirestoreCounters } from "./host.js";
 import { added, ms, percentile, shuffle, summarize, type Added } from "./stats.js";
 
 /**
@@ -21,7 +23,7 @@ const CONVERSATION_ROUNDS = Number(process.env.BENCH_CONVERSATION_ROUNDS ?? 300)
 const CONVERSATION_MESSAGES = 50;
 const SLOW_START_ROUNDS = Number(process.env.BENCH_SLOW_START_ROUNDS ?? 150);
 
-function diffSpeculation(before: SpeculationCounters, after: SpeculationCounters): SpeculationCounters {
+function diffSpeculation(before: SpeculationStats, after: SpeculationStats): SpeculationStats {
   return {
     started: after.started - before.started,
     released: after.released - before.released,
@@ -56,25 +58,10 @@ async function signUp(): Promise<string> {
 interface Host {
   url: string;
   child: ChildProcess;
-  stats(): Promise<{ rss: number; peakRss: number; cpuMicros: number; firestore: FirestoreCounters; speculation?: SpeculationCounters }>;
+  stats(): Promise<{ rss: number; peakRss: number; cpuMicros: number; firestore: FirestoreCounters; speculation?: SpeculationStats }>;
   stop(): Promise<void>;
 }
 
-interface SpeculationCounters {
-  started: number;
-  released: number;
-  aborted: number;
-  abortedMicros: number;
-}
-
-interface FirestoreCounters {
-  getAlls: number;
-  docsRead: number;
-  commits: number;
-  docsWritten: number;
-  queries: number;
-  queryDocsRead: number;
-}
 
 /** The bare relay (relay.ts): the floor any gateway pays for the second hop. */
 async function startRelay(): Promise<{ url: string; cpuMicros(): Promise<number>; stop(): Promise<void> }> {
@@ -576,7 +563,7 @@ type Suite = {
   latency: Awaited<ReturnType<typeof latencySuite>>;
   streaming: Awaited<ReturnType<typeof streamingSuite>>;
   slowStart: Awaited<ReturnType<typeof streamingSuite>>;
-  speculation?: SpeculationCounters;
+  speculation?: SpeculationStats;
   throughput?: Awaited<ReturnType<typeof throughputSuite>>;
   conversation?: Awaited<ReturnType<typeof conversationSuite>>;
 };
