@@ -1,11 +1,12 @@
 import { ExecutionError } from "../errors.js";
-import { runningExecution, type Execution } from "../execution.js";
-import { executionIdFor, requestFingerprint } from "../idempotency.js";
+import type { Execution } from "../execution.js";
+import { executionIdFor } from "../idempotency.js";
 import { CONVERSATION_LIMITS, conversationTitle, type StoredMessage } from "../conversation.js";
 import { worstCaseMicros, type Headroom } from "../limits.js";
 import type { AdmissionTicket, ConversationTurn } from "../ports.js";
 import { modelInputOf, turnWindow } from "./history.js";
 import { describeCause } from "./log.js";
+import { runningRecord } from "./plan.js";
 import { reservationLifetimeMs } from "./settle.js";
 import type { PipelineDeps, Plan } from "./types.js";
 
@@ -38,19 +39,7 @@ export async function admitExecution(
 ): Promise<Admitted> {
   const { request, candidates, settings } = plan;
   const first = candidates[0]!.model;
-  const running = runningExecution({
-    id,
-    model: first.id,
-    provider: first.provider.id,
-    messages: plan.messages,
-    createdAt: startedAt,
-    ttlDays: settings.historyTtlDays,
-    ...(request.requestId ? { requestId: request.requestId, requestFingerprint: requestFingerprint(request) } : {}),
-    ...(request.promptId ? { promptId: request.promptId } : {}),
-    ...(instance ? { instance } : {}),
-    ...(plan.tools ? { tools: plan.tools } : {}),
-    ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}),
-  });
+  const running = runningRecord(plan, { id, startedAt, ...(instance ? { instance } : {}) });
   const conversation: ConversationTurn | undefined = request.conversationId
     ? {
         id: request.conversationId,

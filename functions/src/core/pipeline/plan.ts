@@ -1,5 +1,7 @@
 import { SAMPLING_PARAMS, type ResolvedModel, type SamplingParam } from "../catalog.js";
 import { ExecutionError } from "../errors.js";
+import { runningExecution, type Execution } from "../execution.js";
+import { requestFingerprint } from "../idempotency.js";
 import { schemaProblem } from "../json-output.js";
 import { planMedia } from "./media.js";
 import { mediaKind, type InputKind, type Message } from "../messages.js";
@@ -123,4 +125,26 @@ function missingCapability(model: ResolvedModel, needs: Needs): { field: string;
   const refused = needs.params.find((name) => model.capabilities.unsupportedParams?.includes(name));
   if (refused) return { field: `params.${refused}`, what: "does not take this parameter" };
   return undefined;
+}
+
+/**
+ * The `running` record of an execution of this plan: what admission writes, and what a
+ * speculative start that admission refused is recorded from (settle.ts settleUnadmitted).
+ */
+export function runningRecord(plan: Plan, run: { id: string; startedAt: number; instance?: string }): Execution {
+  const { request, candidates, settings } = plan;
+  const first = candidates[0]!.model;
+  return runningExecution({
+    id: run.id,
+    model: first.id,
+    provider: first.provider.id,
+    messages: plan.messages,
+    createdAt: run.startedAt,
+    ttlDays: settings.historyTtlDays,
+    ...(request.requestId ? { requestId: request.requestId, requestFingerprint: requestFingerprint(request) } : {}),
+    ...(request.promptId ? { promptId: request.promptId } : {}),
+    ...(run.instance ? { instance: run.instance } : {}),
+    ...(plan.tools ? { tools: plan.tools } : {}),
+    ...(plan.responseFormat ? { responseFormat: plan.responseFormat } : {}),
+  });
 }

@@ -1,7 +1,7 @@
 import { computeCost, type Cost } from "../cost.js";
 import { ExecutionError } from "../errors.js";
 import { storedTurn } from "../conversation.js";
-import { capOutput, capToolCalls, finalStatus, runningExecution, type Execution, type ExecutionResult, type RecordedMessage } from "../execution.js";
+import { capOutput, capToolCalls, finalStatus, type Execution, type ExecutionResult, type RecordedMessage } from "../execution.js";
 import type { ToolCall } from "../messages.js";
 import type { AdmissionTicket, Clock, FinishResult } from "../ports.js";
 import { backoffDelay } from "../retry.js";
@@ -9,6 +9,7 @@ import { sleep } from "../timeout.js";
 import { estimateUsage, sumUsage } from "../usage.js";
 import { DEFAULT_IMAGE_TOKENS } from "../catalog.js";
 import type { Outcome } from "./attempts.js";
+import { runningRecord } from "./plan.js";
 import { describeCause } from "./log.js";
 import type { PipelineDeps, Plan } from "./types.js";
 
@@ -161,21 +162,12 @@ export async function settleUnadmitted(
   outcome: Outcome,
   context: { uid: string; id: string; startedAt: number; clock: Clock; reason: string },
 ): Promise<number> {
-  const first = plan.candidates[0]!.model;
   const outputs = outcome.outputs.map((o) => {
     if (o.usage.totalTokens > 0) return o;
     const messages = plan.candidates.find((c) => c.model === o.model)?.messages ?? plan.messages;
     return { ...o, usage: estimateUsage(messages, "", o.model.spec.imageTokens ?? DEFAULT_IMAGE_TOKENS) };
   });
-  const running = runningExecution({
-    id: context.id,
-    model: first.id,
-    provider: first.provider.id,
-    messages: plan.messages,
-    createdAt: context.startedAt,
-    ttlDays: plan.settings.historyTtlDays,
-    ...(plan.request.promptId ? { promptId: plan.request.promptId } : {}),
-  });
+  const running = runningRecord(plan, { id: context.id, startedAt: context.startedAt });
   const record: Execution = {
     ...finalRecord(plan, { ...outcome, outputs, failure: new ExecutionError("cancelled", context.reason) }, { uid: context.uid, running, ticket: {}, startedAt: context.startedAt, clock: context.clock }),
     status: "failed",
