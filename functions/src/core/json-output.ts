@@ -26,7 +26,13 @@ async function loadAjv(): Promise<AjvInstance> {
 }
 
 const MAX_CACHED = 200;
-const validators = new Map<string, ValidateFunction>();
+/** Per schema (by its JSON): the compiled validator, whether it has patterns, and its JSON for a worker. */
+interface Compiled {
+  validate: ValidateFunction;
+  hasPatterns: boolean;
+  json: string;
+}
+const validators = new Map<string, Compiled>();
 
 /** `$schema` names a meta-schema ajv may not have loaded; the keywords are what matter. */
 function withoutMetaSchema(schema: Record<string, unknown>): Record<string, unknown> {
@@ -35,14 +41,15 @@ function withoutMetaSchema(schema: Record<string, unknown>): Record<string, unkn
   return rest;
 }
 
-async function validatorFor(schema: Record<string, unknown>): Promise<ValidateFunction> {
+async function validatorFor(schema: Record<string, unknown>): Promise<Compiled> {
   const key = JSON.stringify(schema);
   const cached = validators.get(key);
   if (cached) return cached;
-  const validate = (await loadAjv()).compile(withoutMetaSchema(schema));
+  const usable = withoutMetaSchema(schema);
+  const compiled = { validate: (await loadAjv()).compile(usable), hasPatterns: usesPatterns(schema), json: JSON.stringify(usable) };
   if (validators.size >= MAX_CACHED) validators.delete(validators.keys().next().value!);
-  validators.set(key, validate);
-  return validate;
+  validators.set(key, compiled);
+  return compiled;
 }
 
 /** Why a schema cannot be used (ajv's own words, trimmed), or undefined when it can. */
@@ -73,7 +80,9 @@ export async function parseJsonOutput(output: string, format: ResponseFormat): P
     }
     return value;
   }
-  const problem = usesPatterns(format.schema) ? await validateInWorker(format.schema, value) : firstProblem(await validatorFor(format.schema), value);
+  // Compiled on the main thread (no pattern runs while compiling); checked in a worker when patterns would run.
+  const compiled = await validatorFor(format.schema);
+  const problem = compiled.hasPatterns ? await validateInWorker(compiled.json, value) : firstProblem(compiled.validate, value);
   if (problem !== undefined) throw new ExecutionError("invalid_output", `The model's answer does not match the schema "${format.name}": ${problem}.`);
   return value;
 }
@@ -163,7 +172,7 @@ function releaseWorker(worker: Worker | undefined): void {
   if (worker) idle.push(worker);
 }
 
-async function validateInWorker(schema: Record<string, unknown>, value: unknown): Promise<string | undefined> {
+async function validateInWorker(schemaJson: string, value: unknown): Promise<string | undefined> {
   busy++;
   let worker: Worker;
   try {
@@ -192,7 +201,7 @@ async function validateInWorker(schema: Record<string, unknown>, value: unknown)
     let timer = setTimeout(() => finish("failed"), COMPILE_MS);
     worker.on("message", onMessage);
     worker.on("error", onError);
-    worker.postMessage({ schema: JSON.stringify(withoutMetaSchema(schema)), value });
+    worker.postMessage({ schema: schemaJson, value });
   });
   if (outcome === "failed") {
     // The only way to stop a regular expression that backtracks.
