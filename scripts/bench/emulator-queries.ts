@@ -1,5 +1,6 @@
 import { initializeApp } from "firebase-admin/app";
 import { getFirestore } from "firebase-admin/firestore";
+import { conversationPaths } from "../../functions/src/adapters/conversations-repo.js";
 
 /**
  * How the Firestore emulator answers the query a conversation turn makes (its newest stored
@@ -9,13 +10,13 @@ import { getFirestore } from "firebase-admin/firestore";
  * collection group. `npm run emulators:exec -- "tsx scripts/bench/emulator-queries.ts"`.
  */
 const db = getFirestore(initializeApp({ projectId: process.env.GCLOUD_PROJECT }, "emulator-queries"));
-const root = `users/emulator-queries-${Date.now().toString(36)}`;
+const uid = `emulator-queries-${Date.now().toString(36)}`;
 
 async function seed(conversation: string, messages: number): Promise<void> {
   let batch = db.batch();
   let writes = 0;
   for (let seq = 0; seq < messages; seq++) {
-    batch.set(db.doc(`${root}/conversations/${conversation}/messages/${String(seq).padStart(10, "0")}`), { seq, role: "user", content: "x".repeat(200) });
+    batch.set(db.doc(conversationPaths.message(uid, conversation, seq)), { seq, role: "user", content: "x".repeat(200) });
     if (++writes >= 450) {
       await batch.commit();
       batch = db.batch();
@@ -35,8 +36,8 @@ async function median(work: () => Promise<unknown>, runs = 21): Promise<string> 
   return `${times.sort((a, b) => a - b)[Math.floor(runs / 2)]!.toFixed(1)} ms`;
 }
 
-const newest = () => db.collection(`${root}/conversations/c0/messages`).orderBy("seq", "desc").limit(200).get();
-const oneDocument = () => db.getAll(db.doc(`${root}/conversations/c0/messages/0000000001`));
+const newest = () => db.collection(conversationPaths.messages(uid, "c0")).orderBy("seq", "desc").limit(200).get();
+const oneDocument = () => db.getAll(db.doc(conversationPaths.message(uid, "c0", 1)));
 await seed("c0", 50);
 console.log(`the query of 50 messages, alone in the database: ${await median(newest)}; a batched read of one document: ${await median(oneDocument)}`);
 let others = 0;

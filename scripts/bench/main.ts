@@ -365,6 +365,9 @@ const uidOf = (token: string) => (JSON.parse(Buffer.from(token.split(".")[1]!, "
 async function conversationSuite(host: Host, tokens: string[]) {
   const { initializeApp, getApps } = await import("firebase-admin/app");
   const { getFirestore } = await import("firebase-admin/firestore");
+  // Written as the backend writes them: its paths, its byte count.
+  const { conversationPaths } = await import("../../functions/src/adapters/conversations-repo.js");
+  const { storedBytes } = await import("../../functions/src/core/conversation.js");
   const app = getApps().find((a) => a.name === "bench") ?? initializeApp({ projectId: need("GCLOUD_PROJECT") }, "bench");
   const db = getFirestore(app);
   const run = `b${Date.now().toString(36)}`;
@@ -378,15 +381,15 @@ async function conversationSuite(host: Host, tokens: string[]) {
   for (let i = 0; i < total; i++) {
     for (const kind of ["whole", "stream"]) {
       const { uid, id } = conversationOf(i, kind);
-      const base = `users/${uid}/conversations/${id}`;
       const now = new Date();
-      batch.set(db.doc(base), {
+      const messages = Array.from({ length: CONVERSATION_MESSAGES }, (_, seq) => ({ role: seq % 2 === 0 ? ("user" as const) : ("assistant" as const), content: text(seq) }));
+      batch.set(db.doc(conversationPaths.conversation(uid, id)), {
         title: "bench", model: "local-mini", createdAt: now, updatedAt: now, messageCount: CONVERSATION_MESSAGES, lastExecutionId: "bench",
-        historyBytes: CONVERSATION_MESSAGES * 204, nextSeq: CONVERSATION_MESSAGES, system: null, expireAt: new Date(Date.now() + 86_400_000),
+        historyBytes: messages.reduce((sum, m) => sum + storedBytes(m), 0), nextSeq: CONVERSATION_MESSAGES, system: null, expireAt: new Date(Date.now() + 86_400_000),
       });
-      for (let seq = 0; seq < CONVERSATION_MESSAGES; seq++) {
-        batch.set(db.doc(`${base}/messages/${String(seq).padStart(10, "0")}`), { role: seq % 2 === 0 ? "user" : "assistant", content: text(seq), seq, executionId: "bench", createdAt: now });
-      }
+      messages.forEach((message, seq) => {
+        batch.set(db.doc(conversationPaths.message(uid, id, seq)), { ...message, seq, executionId: "bench", createdAt: now });
+      });
       writes += 1 + CONVERSATION_MESSAGES;
       if (writes >= 450) {
         await batch.commit();

@@ -6,6 +6,7 @@ import { openAIModelClient } from "../../functions/src/adapters/openai-model-cli
 import { firestorePromptStore } from "../../functions/src/adapters/prompts-repo.js";
 import { firestoreUsageRepo } from "../../functions/src/adapters/usage-repo.js";
 import { catalog } from "../../functions/src/config/catalog.js";
+import { ledgerShardsFor } from "../../functions/src/core/global-budget.js";
 import { lanesFor, WRITES_PER_DOCUMENT_PER_SECOND, type LimitSettings } from "../../functions/src/core/limits.js";
 import { silentLogger } from "../../functions/src/core/memory-stores.js";
 import { executePrompt, type PipelineDeps } from "../../functions/src/core/pipeline/index.js";
@@ -30,7 +31,7 @@ const TARGET_OVERALL = 1_000;
 const TARGET_ONE_USER = 5;
 const DEFAULT_PER_MINUTE = 30;
 const RAISED_PER_MINUTE = 300;
-const GLOBAL_SHARDS = Math.ceil(2 * TARGET_OVERALL); // globalLedgerShards at PEAK_EXECUTIONS_PER_SECOND=1000
+const GLOBAL_SHARDS = ledgerShardsFor(TARGET_OVERALL); // globalLedgerShards at PEAK_EXECUTIONS_PER_SECOND=1000
 
 /** Counts what batches write, by document path. */
 async function counted(): Promise<{ db: () => Promise<Firestore>; writes: Map<string, number>; reset(): void }> {

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { defineBoolean, defineInt, defineSecret, defineString } from "firebase-functions/params";
+import { ledgerShardsFor } from "../core/global-budget.js";
 import { PROVIDER_SECRET_NAMES } from "./catalog.js";
 
 /**
@@ -177,11 +178,10 @@ const peakExecutionsPerSecond = int(
 );
 
 /**
- * Shards of the global ledger: each execution writes one shard twice with a global budget
- * (reserve, settle), so 2 × the peak rate keeps every shard at ≤ 1 write a second. Changing
- * it is safe at any time: the budget and the totals are sums over whatever shards exist.
+ * Shards of the global ledger, from the peak rate (ledgerShardsFor). Changing it is safe at any
+ * time: the budget and the totals are sums over whatever shards exist.
  */
-export const globalLedgerShards = { value: (): number => Math.max(1, Math.ceil(2 * peakExecutionsPerSecond.value())) };
+export const globalLedgerShards = { value: (): number => ledgerShardsFor(peakExecutionsPerSecond.value()) };
 
 export const defaultUserBudgetUsd = { value: () => dollarsOrNone(defaultUserBudget.value(), defaultUserBudget.name) };
 export const globalBudgetUsd = { value: () => dollarsOrNone(globalBudget.value(), globalBudget.name) };

@@ -82,6 +82,14 @@ export interface GlobalAdmission {
 }
 
 export const GLOBAL_REFRESH_MS = 1_000;
+
+/**
+ * Shards of the global ledger for a peak rate: each execution writes one shard twice with a
+ * global budget (reserve, settle), so 2 × the peak keeps every shard at ≤ 1 write a second.
+ */
+export function ledgerShardsFor(peakExecutionsPerSecond: number): number {
+  return Math.max(1, Math.ceil(2 * peakExecutionsPerSecond));
+}
 /** Within this fraction of the budget, every admission decides on a fresh total. */
 export const NEAR_FRACTION = 0.1;
 /**
