@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFunctionsHost, type FunctionsHost } from "../../../scripts/functions-host.js";
 import { executionRecord, providerAborts, signedInClient } from "../support/firebase.js";
 import { functionUrl } from "../support/stack.js";
+import { readUntil } from "../support/stream.js";
 
 /**
  * The bytes on the wire. Through the Functions emulator where it is faithful, and through
@@ -272,10 +273,8 @@ describe("client disconnect (deployed handler)", () => {
     ).then((r) => r, (e: unknown) => Promise.reject(e));
     const executionId = response.headers.get("x-execution-id")!;
     const reader = response.body!.getReader();
-    let text = "";
-    const decoder = new TextDecoder();
     // Stop reading after two deltas and hang up.
-    while ((text.match(/"content":"[a-z]/g) ?? []).length < 2) text += decoder.decode((await reader.read()).value);
+    await readUntil(reader, (text) => (text.match(/"content":"[a-z]/g) ?? []).length >= 2);
     controller.abort();
     await reader.cancel();
 
