@@ -1,10 +1,13 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import type { Timestamp } from "firebase-admin/firestore";
 import { collection, connectFirestoreEmulator, getFirestore, onSnapshot, orderBy, query } from "firebase/firestore";
 import OpenAI from "openai";
 import { beforeAll, describe, expect, it } from "vitest";
 import { conversationPaths } from "../../src/adapters/conversations-repo.js";
+import { paths } from "../../src/adapters/executions-repo.js";
+import { PROVIDER_FUNCTION_TIMEOUT_SECONDS } from "../../src/config/params.js";
 import type { ExecutionResult } from "../../src/core/execution.js";
 import { adminDb, callable, executionRecord, rejection, signedInClient } from "../support/firebase.js";
 import { functionUrl, stackEnv } from "../support/stack.js";
@@ -209,10 +212,16 @@ describe("a crash in the middle of a turn", () => {
     await exited;
     const error = await rejection(execute()(say(id, "too soon")));
     expect(error.details).toMatchObject({ category: "in_progress" });
-    // The hold lasts as long as the turn's reservation: the function's 300 s timeout + the grace. Past
-    // it (moved into the past here rather than waited for), the conversation takes turns again.
+    // The hold lasts as long as the turn's reservation: the function's 300 s timeout + the grace,
+    // from the execution's start (its record's createdAt). Past it (moved into the past here
+    // rather than waited for), the conversation takes turns again.
     const hold = await conversation(user.uid, id);
-    expect(hold!.activeUntil).toBeGreaterThan(Date.now() + 290_000);
+    const executionId = hold!.activeExecutionId as string;
+    const limits = (await adminDb().doc(paths.limits(user.uid)).get()).data()!;
+    const reservation = (limits.reservations as Record<string, { expireAt: number }>)[executionId]!;
+    const createdAt = ((await executionRecord(user.uid, executionId))!.createdAt as Timestamp).toMillis();
+    expect(reservation.expireAt - createdAt).toBe(PROVIDER_FUNCTION_TIMEOUT_SECONDS * 1_000 + 300);
+    expect(hold!.activeUntil).toBe(reservation.expireAt);
     await adminDb().doc(conversationPaths.conversation(user.uid, id)).update({ activeUntil: Date.now() - 1 });
     const { data } = await execute()(say(id, "after the crash", "local-mini+report=messages"));
     expect(data.output).toBe("messages=1");
