@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { choosePorts, PORT_ENV, type PortName } from "../stack/ports.js";
-import { alive, descendants, portOpen, ROOT } from "./support/launcher.js";
+import { alive, descendants, expectNothingLeft, ROOT } from "./support/launcher.js";
 
 /**
  * `npm start` as a user runs it: npm → sh → tsx → the launcher, here on free ports. What it
@@ -29,11 +29,6 @@ async function startThroughNpm() {
   npm.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
   await expect.poll(() => output, { timeout: 120_000, interval: 250 }).toContain("Press Ctrl-C to stop everything.");
   return { npm, ports, output: () => output };
-}
-
-async function expectNothingLeft(pids: number[], ports: Record<string, number>): Promise<void> {
-  await expect.poll(() => pids.filter(alive), { timeout: 20_000, interval: 250 }).toEqual([]);
-  for (const [name, port] of Object.entries(ports)) expect(await portOpen(port), `${name} port ${port} still open`).toBe(false);
 }
 
 /** The temporary folders of these processes' launcher (one, named after its pid). */

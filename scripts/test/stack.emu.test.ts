@@ -1,6 +1,5 @@
-import { execFileSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
-import { alive, descendants, portOpen, runLauncher } from "./support/launcher.js";
+import { descendants, expectNothingLeft, portOpen, runLauncher } from "./support/launcher.js";
 
 /**
  * Starts a second, complete stack on free ports beside the one running the tests,
@@ -12,14 +11,6 @@ const printEnv = `node -e "console.log('READY ' + JSON.stringify(process.env)); 
 
 function portsOf(env: Record<string, string>): Record<string, number> {
   return Object.fromEntries(PORT_VARS.map((name) => [name, Number(/:(\d+)/.exec(env[name] ?? "")?.[1])]));
-}
-
-function listener(port: number): string {
-  try {
-    return execFileSync("ss", ["-ltnpH", `sport = :${port}`], { encoding: "utf8" }).trim();
-  } catch {
-    return "(ss unavailable)";
-  }
 }
 
 let current: ReturnType<typeof runLauncher> | undefined;
@@ -44,14 +35,6 @@ async function untilReady(run: ReturnType<typeof runLauncher>): Promise<Record<s
   const line = readyLine();
   if (line === undefined) throw new Error(`no READY from the launcher (exit ${run.child.exitCode ?? run.child.signalCode ?? "not yet"}); it printed:\n${run.output().slice(-4000)}`);
   return JSON.parse(line.slice("READY ".length)) as Record<string, string>;
-}
-
-async function expectNothingLeft(pids: number[], ports: Record<string, number>): Promise<void> {
-  // Generous: on a loaded machine the emulators take their time to exit.
-  await expect.poll(() => pids.filter(alive), { timeout: 45_000 }).toEqual([]);
-  for (const [name, port] of Object.entries(ports)) {
-    expect(await portOpen(port), `${name} port ${port} still open: ${listener(port)}`).toBe(false);
-  }
 }
 
 describe("scripts/stack.ts teardown", () => {

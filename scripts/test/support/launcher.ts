@@ -1,6 +1,7 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 
 export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 
@@ -66,4 +67,22 @@ export function portOpen(port: number): Promise<boolean> {
     });
     socket.once("error", () => resolve(false));
   });
+}
+
+/** What listens on `port`, for a failure message. */
+function listener(port: number): string {
+  try {
+    return execFileSync("ss", ["-ltnpH", `sport = :${port}`], { encoding: "utf8" }).trim();
+  } catch {
+    return "(ss unavailable)";
+  }
+}
+
+/** Every one of `pids` has exited, and nothing listens on any of `ports` any more. */
+export async function expectNothingLeft(pids: number[], ports: Record<string, number>): Promise<void> {
+  // Generous: on a loaded machine the emulators take their time to exit.
+  await expect.poll(() => pids.filter(alive), { timeout: 45_000, interval: 250 }).toEqual([]);
+  for (const [name, port] of Object.entries(ports)) {
+    expect(await portOpen(port), `${name} port ${port} still open: ${listener(port)}`).toBe(false);
+  }
 }
