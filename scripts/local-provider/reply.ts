@@ -10,7 +10,8 @@ import type { Scenario } from "./scenario.js";
 /** Prompt tokens each non-text part counts, whatever its size (documented). */
 export const PART_TOKENS = { image: 85, file: 258, audio: 100 } as const;
 
-const VOCABULARY = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"];
+/** The words a `deltas=N` answer cycles through, in order. */
+export const VOCABULARY = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"];
 
 export interface ChatMessage {
   role?: unknown;

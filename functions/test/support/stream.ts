@@ -1,7 +1,8 @@
 import { expect } from "vitest";
+import { VOCABULARY } from "../../../scripts/local-provider/reply.js";
 
-/** The local provider's words, in order (scripts/local-provider/reply.ts). */
-export const WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"];
+/** The local provider's words, in order. */
+export const WORDS = VOCABULARY;
 
 /**
  * Reads a response body until `until(text)` holds, and returns the text read. Throws when the
