@@ -48,7 +48,8 @@ function instance(options: { clock?: Clock; functionTimeoutMs?: number; executio
 /**
  * An instance that dies after the provider answered and before settlement: its store never
  * commits the final record (and with a 5-second function timeout, settlement gives up at once),
- * so the `running` record and its reservation stay behind, as after a crash.
+ * so the `running` record and its reservation stay behind, as after a crash. (A real crash, a
+ * SIGKILLed instance in the middle of its provider call, then a repeat: limits.emu.test.ts.)
  */
 function dyingInstance(): PipelineDeps & { logger: MemoryLogger } {
   const store = firestoreExecutionStore(firestore, { globalShards: 4 });

@@ -382,7 +382,8 @@ describe("idempotency across instances", () => {
 });
 
 describe("a crash between reservation and settlement", () => {
-  it("leaves no permanent reservation: the next admission reclaims it and closes the dead record", async () => {
+  /** Starts `input` on a real instance (scripts/functions-host.ts), then SIGKILLs it once the reservation is written: no handler runs. */
+  async function crashMidExecution(input: Record<string, unknown>): Promise<{ uid: string; deadId: string }> {
     const root = fileURLToPath(new URL("../../..", import.meta.url));
     const host = spawn(process.execPath, ["--import", "tsx", "scripts/functions-host.ts"], {
       cwd: root,
@@ -404,7 +405,7 @@ describe("a crash between reservation and settlement", () => {
     void fetch(`${url}/executePrompt`, {
       method: "POST",
       headers: { authorization: `Bearer ${idToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ data: { ...ask("local-mini+fail=hang"), timeoutMs: 1_000 } }),
+      body: JSON.stringify({ data: input }),
     }).catch(() => undefined);
     await expect.poll(async () => Object.keys(await reservations(uid)).length, { timeout: 20_000 }).toBe(1);
     const [deadId] = Object.keys(await reservations(uid));
@@ -412,13 +413,35 @@ describe("a crash between reservation and settlement", () => {
     host.kill("SIGKILL"); // no handler runs: the reservation and the running record stay behind
     await exited;
     expect((await records(uid)).find((r) => r.id === deadId)?.status).toBe("running");
+    return { uid, deadId: deadId! };
+  }
 
-    // Past the reservation's expiry (the function's 300 s timeout + the grace): the next admission, ten minutes on.
-    const later: Clock = { now: () => Date.now() + 600_000 };
+  // Past the reservation's expiry (the function's 300 s timeout + the grace): ten minutes on.
+  const later: Clock = { now: () => Date.now() + 600_000 };
+
+  it("leaves no permanent reservation: the next admission reclaims it and closes the dead record", async () => {
+    const { uid, deadId } = await crashMidExecution({ ...ask("local-mini+fail=hang"), timeoutMs: 1_000 });
     await executePrompt(instance({}, later), ask("local-mini"), { uid });
     expect(Object.keys(await reservations(uid))).toEqual([]);
     expect((await records(uid)).find((r) => r.id === deadId)).toMatchObject({ status: "failed" });
     expect(await ledger(uid, usagePeriods(later.now()).month)).toMatchObject({ requests: 2, failed: 1, succeeded: 1 });
+  });
+
+  it("a repeat of the dead run's requestId reclaims it and runs again under the same record, counted once", async () => {
+    const requestId = `crash-${Date.now().toString(36)}`;
+    // Hangs the first time only: the dead instance's call hangs, the repeat's is answered.
+    const request = { ...ask(`local-mini+fail=hang,times=1,key=${requestId}`), timeoutMs: 30_000, requestId };
+    const { uid, deadId } = await crashMidExecution(request);
+    expect(deadId).toBe(`rq_${requestId}`);
+    // The same request again (a client retrying after the instance vanished), on another instance, later.
+    const result = await executePrompt(instance({}, later), request, { uid });
+    expect(result.executionId).toBe(deadId);
+    const [record, ...others] = await records(uid);
+    expect(others).toEqual([]);
+    expect(record).toMatchObject({ id: deadId, status: "succeeded", prior: { runs: 1, costMicros: 0, lastStatus: "failed" } });
+    expect(Object.keys(await reservations(uid))).toEqual([]);
+    // The dead run counts as a failed request that cost nothing we know of; the rerun as itself.
+    expect(await ledger(uid, usagePeriods(later.now()).month)).toMatchObject({ requests: 2, failed: 1, succeeded: 1, costMicros: result.cost.micros });
   });
 });
 
