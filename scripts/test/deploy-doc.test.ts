@@ -216,7 +216,9 @@ describe("commands in docs/deploy.md and docs/clients.md exist as written", () =
       const path = pathOf(words);
       const help = helps.get(path)!;
       if (!help.includes(`gcloud ${path}`)) problems.push(`gcloud ${path}: no such command`);
-      for (const word of words.filter((w) => w.startsWith("--"))) if (!help.includes(flagName(word))) problems.push(`gcloud ${path}: no flag ${flagName(word)}`);
+      // The whole flag, not a prefix of a longer one (--project is not --project-number).
+      const hasFlag = (flag: string) => new RegExp(`${flag.replace(/[-]/g, "\\-")}(?![\\w-])`).test(help);
+      for (const word of words.filter((w) => w.startsWith("--"))) if (!hasFlag(flagName(word))) problems.push(`gcloud ${path}: no flag ${flagName(word)}`);
     }
     expect(problems).toEqual([]);
   });
